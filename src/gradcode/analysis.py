@@ -1,0 +1,320 @@
+"""Error analysis: exact enumeration, Monte Carlo, worst-case search and closed forms.
+
+All errors are squared decoding errors ||alpha - 1||^2 (the papers' convention).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._validate import as_rng, check_int, check_real
+from .code import Code
+from .decoders import Decoding, _check_code, _optimal_alpha, resolve
+
+__all__ = [
+    "ErrorEstimate", "WorstCase", "error", "expected_error", "worst_case", "worst_condition",
+    "frc_expected_error", "frc_worst_case_error", "bgc_one_step_expected_error",
+    "expander_bound", "spectral_bound", "graph_fixed_lower_bound", "fixed_weights_expected_error",
+    "erasure_probability", "expected_wait_exponential", "harmonic",
+]
+
+Decoder = str | Callable[[Code, Any], Decoding]
+
+
+@dataclass(frozen=True)
+class ErrorEstimate:
+    """Expected decoding error over uniformly random straggler sets of size s.
+
+    Attributes:
+        mean: the expected error (exact, or the Monte Carlo mean).
+        stderr: standard error of ``mean`` (0.0 when exact).
+        method: ``"exact"`` (every straggler set enumerated) or ``"monte_carlo"``.
+        samples: number of straggler sets evaluated.
+        s: number of stragglers.
+    """
+
+    mean: float
+    stderr: float
+    method: str
+    samples: int
+    s: int
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """The worst straggler set found for a code.
+
+    Attributes:
+        error: its decoding error.
+        stragglers: sorted worker indices of the set.
+        method: ``"exhaustive"`` (the true worst case) or ``"search"`` (greedy plus
+            swap local search with random restarts: a lower bound on the true worst).
+        evaluated: number of straggler sets decoded.
+    """
+
+    error: float
+    stragglers: tuple[int, ...]
+    method: str
+    evaluated: int
+
+
+def _mask_without(n: int, stragglers: Any) -> np.ndarray:
+    mask = np.ones(n, dtype=bool)
+    mask[list(stragglers)] = False
+    return mask
+
+
+def _error_fn(code: Code, decoder: Decoder, where: str) -> Callable[[np.ndarray], float]:
+    if isinstance(decoder, str) and decoder == "optimal":
+        def fast(mask: np.ndarray) -> float:
+            alpha = _optimal_alpha(code, mask)[1]
+            return float(np.sum(np.abs(alpha - 1.0) ** 2))
+        return fast
+    fn = resolve(decoder, where)
+    return lambda mask: fn(code, mask).error
+
+
+def error(code: Code, responders: Any, decoder: Decoder = "optimal") -> float:
+    """Decoding error ||alpha - 1||^2 for one responder set (mask or indices)."""
+    code = _check_code("error", code)
+    return resolve(decoder, "error")(code, responders).error
+
+
+def _check_s(where: str, code: Code, s: Any) -> int:
+    return check_int(where, "s", s, low=0, high=code.n - 1)
+
+
+def expected_error(code: Code, s: int, decoder: Decoder = "optimal", trials: int = 1000,
+                   seed: Any = None, exact_limit: int = 100_000) -> ErrorEstimate:
+    """Expected error over a uniformly random straggler set of size s.
+
+    Exact enumeration of all C(n, s) sets when that is at most ``exact_limit``; otherwise
+    the Monte Carlo mean of ``trials`` independent sets with its standard error.
+
+    Example:
+        >>> import gradcode as gc
+        >>> code = gc.codes.fractional_repetition(n=6, s=1)
+        >>> est = gc.analysis.expected_error(code, s=2)
+        >>> est.method, round(est.mean, 12)   # k C(s, d) / C(n, d) = 6 * 1 / 15
+        ('exact', 0.4)
+    """
+    code = _check_code("expected_error", code)
+    s = _check_s("expected_error", code, s)
+    trials = check_int("expected_error", "trials", trials, low=2)
+    err = _error_fn(code, decoder, "expected_error")
+    n = code.n
+    total = math.comb(n, s)
+    if total <= exact_limit:
+        values = np.array([err(_mask_without(n, st))
+                           for st in itertools.combinations(range(n), s)])
+        return ErrorEstimate(float(values.mean()), 0.0, "exact", total, s)
+    rng = as_rng("expected_error", seed)
+    values = np.array([err(_mask_without(n, rng.choice(n, size=s, replace=False)))
+                       for _ in range(trials)])
+    return ErrorEstimate(float(values.mean()), float(values.std(ddof=1) / math.sqrt(trials)),
+                         "monte_carlo", trials, s)
+
+
+def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
+               exhaustive_limit: int = 100_000, restarts: int = 4,
+               seed: Any = 0) -> WorstCase:
+    """The straggler set of size s with the largest decoding error.
+
+    Exhaustive over all C(n, s) sets when that is at most ``exhaustive_limit`` (the true
+    worst case). Otherwise a search: greedy (add the straggler that raises the error
+    most, one at a time), then first-improvement swap local search (exchange one
+    straggler with one responder while the error rises), repeated from ``restarts``
+    random starting sets; the best set found is returned (a lower bound on the worst).
+
+    Example:
+        >>> import gradcode as gc
+        >>> code = gc.codes.fractional_repetition(n=6, s=1)
+        >>> gc.analysis.worst_case(code, 2).error   # d floor(s / d) = 2
+        2.0
+    """
+    code = _check_code("worst_case", code)
+    s = _check_s("worst_case", code, s)
+    err = _error_fn(code, decoder, "worst_case")
+    n = code.n
+    if math.comb(n, s) <= exhaustive_limit:
+        best, best_set = -1.0, ()
+        count = 0
+        for st in itertools.combinations(range(n), s):
+            e = err(_mask_without(n, st))
+            count += 1
+            if e > best + 1e-12:
+                best, best_set = e, st
+        return WorstCase(best, tuple(best_set), "exhaustive", count)
+    rng = as_rng("worst_case", seed)
+    evaluated = 0
+
+    def value(st: set[int]) -> float:
+        nonlocal evaluated
+        evaluated += 1
+        return err(_mask_without(n, st))
+
+    greedy: set[int] = set()
+    for _ in range(s):
+        cand = [(value(greedy | {w}), w) for w in range(n) if w not in greedy]
+        greedy.add(max(cand)[1])
+    starts = [greedy] + [set(rng.choice(n, size=s, replace=False).tolist())
+                         for _ in range(restarts)]
+    best, best_set = -1.0, set()
+    for start in starts:
+        cur, cur_val = set(start), value(start)
+        improved = True
+        while improved:
+            improved = False
+            for out in list(cur):
+                for inn in rng.permutation(n):
+                    if inn in cur:
+                        continue
+                    trial = (cur - {out}) | {int(inn)}
+                    v = value(trial)
+                    if v > cur_val + 1e-12:
+                        cur, cur_val, improved = trial, v, True
+                        break
+                if improved:
+                    break
+        if cur_val > best:
+            best, best_set = cur_val, cur
+    return WorstCase(best, tuple(sorted(int(x) for x in best_set)), "search", evaluated)
+
+
+def worst_condition(code: Code, s: int, exhaustive_limit: int = 100_000) -> float:
+    """Largest 2-norm condition number of B_F over all responder sets of size n - s
+    (exhaustive; ``ValueError`` when C(n, s) exceeds ``exhaustive_limit``)."""
+    code = _check_code("worst_condition", code)
+    s = _check_s("worst_condition", code, s)
+    total = math.comb(code.n, s)
+    if total > exhaustive_limit:
+        raise ValueError(f"worst_condition: C(n={code.n}, s={s})={total} straggler sets must "
+                         f"be <= exhaustive_limit={exhaustive_limit}")
+    dense = code.toarray()
+    return max(float(np.linalg.cond(dense[_mask_without(code.n, st)]))
+               for st in itertools.combinations(range(code.n), s))
+
+
+# --------------------------------------------------------------------------- closed forms
+def harmonic(m: int) -> float:
+    """H_m = 1 + 1/2 + ... + 1/m (H_0 = 0)."""
+    m = check_int("harmonic", "m", m, low=0)
+    return float(sum(1.0 / i for i in range(1, m + 1)))
+
+
+def frc_expected_error(n: int, d: int, s: int) -> float:
+    """FRC (k = n, groups of d) with s uniformly random stragglers, optimal decoding:
+    E[error] = k C(s, d) / C(n, d) [derived, REFERENCES.md]."""
+    n = check_int("frc_expected_error", "n", n, low=1)
+    d = check_int("frc_expected_error", "d", d, low=1, high=n)
+    s = check_int("frc_expected_error", "s", s, low=0, high=n)
+    return n * math.comb(s, d) / math.comb(n, d)
+
+
+def frc_worst_case_error(d: int, s: int) -> float:
+    """FRC with groups of d, adversarial s stragglers: error = d floor(s / d)."""
+    d = check_int("frc_worst_case_error", "d", d, low=1)
+    s = check_int("frc_worst_case_error", "s", s, low=0)
+    return float(d * (s // d))
+
+
+def bgc_one_step_expected_error(n: int, d: float, s: int) -> float:
+    """BGC with k = n, one-step rho = k / (d (n - s)), expectation over the code and a
+    fixed-size responder set: E[error] = k (k - d) / (d (n - s)) [derived]."""
+    n = check_int("bgc_one_step_expected_error", "n", n, low=1)
+    d = check_real("bgc_one_step_expected_error", "d", d, low=0, high=n, low_open=True)
+    s = check_int("bgc_one_step_expected_error", "s", s, low=0, high=n - 1)
+    return n * (n - d) / (d * (n - s))
+
+
+def _top_singular_values(B: Any, count: int) -> np.ndarray:
+    dense = B.toarray() if hasattr(B, "toarray") else np.asarray(B)
+    return np.linalg.svd(dense, compute_uv=False)[:count]
+
+
+def expander_bound(code: Code, s: int) -> float:
+    """Squared one-step error bound of an expander code for EVERY straggler set of size
+    s: error <= (lambda / d)^2 n s / (n - s), lambda = max(|lambda_2|, |lambda_min|) of
+    the adjacency matrix (B = Adj / d) [Raviv et al. 2018]."""
+    code = _check_code("expander_bound", code)
+    s = _check_s("expander_bound", code, s)
+    eig = np.sort(np.linalg.eigvalsh(code.toarray()))        # eigenvalues of Adj / d
+    lam_over_d = max(abs(eig[-2]), abs(eig[0])) if code.n > 1 else 0.0
+    return float(lam_over_d**2 * code.n * s / (code.n - s))
+
+
+def spectral_bound(code: Code, s: int) -> float:
+    """One-step bound for a biregular code, for EVERY straggler set of size s
+    [derived, REFERENCES.md #5]: error <= (sigma_2 / c)^2 n s / (n - s), where sigma_2 is
+    B's second singular value and c its common column sum (c = d for a 0/1 code with
+    replication d, giving sigma_2^2 n s / ((n - s) d^2))."""
+    code = _check_code("spectral_bound", code)
+    s = _check_s("spectral_bound", code, s)
+    rows = np.asarray(code.B.sum(axis=1)).ravel()
+    cols = np.asarray(code.B.sum(axis=0)).ravel()
+    if not (np.allclose(rows, rows[0]) and np.allclose(cols, cols[0])) or cols[0] == 0:
+        raise ValueError(f"spectral_bound: {code.name} must be biregular (equal row sums and "
+                         f"equal non-zero column sums)")
+    sv = _top_singular_values(code.B, 2)
+    sigma2 = float(sv[1]) if sv.size > 1 else 0.0
+    return float((sigma2 / abs(cols[0])) ** 2 * code.n * s / (code.n - s))
+
+
+def graph_fixed_lower_bound(n: int, d: int, p: float) -> float:
+    """Lower bound p n / (d (1 - p)) on E||alpha - 1||^2 for any fixed unbiased decoding
+    of a graph scheme with n blocks of degree d, machines failing w.p. p
+    [Glasgow-Wootters 2021]."""
+    n = check_int("graph_fixed_lower_bound", "n", n, low=1)
+    d = check_int("graph_fixed_lower_bound", "d", d, low=1)
+    p = check_real("graph_fixed_lower_bound", "p", p, low=0.0, high=1.0, high_open=True)
+    return p * n / (d * (1 - p))
+
+
+def fixed_weights_expected_error(code: Code, weights: Any, p: Any) -> float:
+    """Exact E||B^T (a o X) - 1||^2 when worker i is absent independently w.p. p_i
+    [derived, REFERENCES.md #6]:
+    sum_i p_i (1 - p_i) a_i^2 ||b_i||^2 + ||B^T ((1 - p) o a) - 1||^2."""
+    code = _check_code("fixed_weights_expected_error", code)
+    a = np.asarray(weights, dtype=float)
+    prob = np.asarray(p, dtype=float)
+    if prob.ndim == 0:
+        prob = np.full(code.n, float(prob))
+    for name, vec in (("weights", a), ("p", prob)):
+        if vec.shape != (code.n,):
+            raise ValueError(f"fixed_weights_expected_error: {name} must have length "
+                             f"n={code.n}, got shape {vec.shape}")
+        if not np.all(np.isfinite(vec)):
+            raise ValueError(f"fixed_weights_expected_error: {name} must be finite")
+    if np.any((prob < 0) | (prob > 1)):
+        raise ValueError("fixed_weights_expected_error: every p_i must lie in [0, 1], got "
+                         f"{prob[(prob < 0) | (prob > 1)][:3].tolist()}")
+    row_sq = np.asarray(abs(code.B).power(2).sum(axis=1)).ravel()
+    variance = float(np.sum(prob * (1 - prob) * a**2 * row_sq))
+    bias = code.B.T @ ((1 - prob) * a) - 1.0
+    return variance + float(np.sum(np.abs(bias) ** 2))
+
+
+def erasure_probability(n: int, d: int, w: int) -> float:
+    """ErasureHead: P(a given FRC group of d is erased) when the first w of n workers
+    form a uniformly random w-set: C(n - d, w) / C(n, w) [derived]."""
+    n = check_int("erasure_probability", "n", n, low=1)
+    d = check_int("erasure_probability", "d", d, low=1, high=n)
+    w = check_int("erasure_probability", "w", w, low=0, high=n)
+    return math.comb(n - d, w) / math.comb(n, w)
+
+
+def expected_wait_exponential(n: int, w: int, mean: float) -> float:
+    """Expected time until the first w of n i.i.d. Exp(mean) delays have arrived:
+    mean (H_n - H_{n-w}); w = n gives mean H_n."""
+    n = check_int("expected_wait_exponential", "n", n, low=1)
+    w = check_int("expected_wait_exponential", "w", w, low=0, high=n)
+    mean = check_real("expected_wait_exponential", "mean", mean, low=0.0)
+    return mean * (harmonic(n) - harmonic(n - w))
+
+
