@@ -7,8 +7,9 @@ symbol by its defining expression without re-parsing any text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 
 @dataclass(eq=False)
@@ -21,7 +22,7 @@ class Sym:
     """
 
     name: str
-    inline: "Expr | None" = None
+    inline: Expr | None = None
 
 
 @dataclass(eq=False)
