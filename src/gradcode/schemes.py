@@ -7,6 +7,8 @@ Baselines:
     * :func:`erasurehead`: FRC with groups of d, first w or all groups covered, first
       arrival per group, no rescaling [ErasureHead].
     * :func:`approximate`: any code, first r workers (or until error <= eps), optimal decoding.
+    * :func:`nested`: a nested code (``gc.codes.nested``) with its adaptive-load protocol
+      (progress beacons, STOP(level), one vector, exact decoding; :mod:`gradcode.nested_scheme`).
 
 Example:
     >>> import gradcode as gc
@@ -29,7 +31,8 @@ from .decoders import Decoding, resolve
 from .wait import WaitPolicy, first, until_decodable, until_error, wait_all
 from .wait import erasurehead as erasurehead_wait
 
-__all__ = ["Scheme", "approximate", "erasurehead", "exact", "ignore_stragglers", "uncoded"]
+__all__ = ["Scheme", "approximate", "erasurehead", "exact", "ignore_stragglers", "nested",
+           "uncoded"]
 
 Decoder = str | Callable[[Code, Any], Decoding]
 
@@ -155,3 +158,33 @@ def approximate(code: Code, r: int | None = None, *, eps: float | None = None,
         label = f"r={r}"
     dec = decoder if isinstance(decoder, str) else getattr(decoder, "__name__", "custom")
     return Scheme(code, decoder, wait, name=f"approximate({code.name}, {label}, {dec})")
+
+
+def nested(code: Code, *, deadline: float | None = None) -> Scheme:
+    """A nested gradient code run with its protocol: workers compute their partitions in
+    order and beacon after each; the master picks the level at the first decodable
+    instant, sends STOP(level), and decodes the asked vectors exactly.
+
+    Works with :func:`gradcode.training.train` on the ``"simulated"`` and ``"local"``
+    backends (see :mod:`gradcode.nested_scheme` for the timing model and the extra
+    history columns ``nested_level``, ``nested_extra_messages``, ``nested_extra_bytes``...).
+
+    Args:
+        code: a nested code, ``gc.codes.nested(n, levels, ...)``.
+        deadline: optional time limit (seconds) of every round.
+
+    Raises:
+        TypeError: ``code`` is not a nested code.
+
+    Example:
+        >>> import gradcode as gc
+        >>> gc.schemes.nested(gc.codes.nested(6, (0, 1, 2), seed=0)).name
+        "nested(nested(n=6, levels=(0, 1, 2), family='cyclic', seed=0))"
+    """
+    from .codes.nested import is_nested
+    from .nested_scheme import NestedScheme  # it imports gradcode.training: lazily
+
+    if not is_nested(code):
+        raise TypeError(f"nested: code must be a nested code from gc.codes.nested(...), got "
+                        f"{getattr(code, 'name', type(code).__name__)!r}")
+    return NestedScheme(code, "exact", until_decodable(deadline), name=f"nested({code.name})")

@@ -35,7 +35,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from .decoders import resolve
 from .errors import NotDecodableError
 from .history import History, _jsonable
 from .optimizers import Optimizer, make_optimizer
-from .schemes import Scheme, approximate, erasurehead, exact, ignore_stragglers, uncoded
+from .schemes import Scheme, approximate, erasurehead, exact, ignore_stragglers, nested, uncoded
 from .stragglers import (
     DelayModel,
     Exponential,
@@ -75,6 +75,7 @@ __all__ = [
     "first",
     "ignore_stragglers",
     "load_checkpoint",
+    "nested",
     "save_checkpoint",
     "train",
     "uncoded",
@@ -136,7 +137,7 @@ def decode_round(scheme: Scheme, responders: list[int],
 
 
 def _switch_scheme(be: Any, problem: Any, new: Scheme, model: DelayModel, t: int,
-                   n: int) -> Scheme:
+                   n: int, old: Scheme | None = None) -> Scheme:
     """Hook for adaptive codes: continue with ``new`` after round ``t``.
 
     The backend re-assigns the partitions: ``be.reassign(problem, code)`` when it has one,
@@ -145,6 +146,10 @@ def _switch_scheme(be: Any, problem: Any, new: Scheme, model: DelayModel, t: int
     new.check(k=int(problem.k), n=n)
     model.validate(new.code.n)
     log.info("round %d: switching to scheme %s", t, new.name)
+    for s in (new, old):                 # nested codes: their own round and worker protocol
+        if s is not None and getattr(s, "run_round", None) is not None:
+            raise ValueError(f"train: the callback cannot switch from or to {s.name!r} (a "
+                             f"scheme with its own round protocol); start a new run instead")
     reassign = getattr(be, "reassign", None)
     if callable(reassign):
         reassign(problem, new.code)
@@ -165,6 +170,8 @@ class RoundResult:
         responders: workers used, in arrival order.
         round_time: when the master stopped waiting (backend clock, seconds).
         info: the backend's :class:`gradcode.backends.RoundInfo` for the round.
+        extra: scheme-specific history columns (e.g. the nested codes' ``nested_level``,
+            ``nested_extra_messages``; see :mod:`gradcode.nested_scheme`); empty otherwise.
     """
 
     g_hat: np.ndarray
@@ -173,6 +180,7 @@ class RoundResult:
     responders: list[int]
     round_time: float
     info: Any
+    extra: dict = field(default_factory=dict)
 
 
 def coded_round(backend: Any, scheme: Scheme, round: int,
@@ -437,10 +445,17 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
     t_start = time.perf_counter()
     last_done = start_round - 1
     saved_round = last_done
+    prepare = getattr(scheme, "prepare_backend", None)  # nested codes: install worker task
+    if prepare is not None:
+        prepare(be)
     be.start(problem, code, delays=model)
     try:
         for t in range(start_round, rounds):
-            res = coded_round(be, scheme, t, params)
+            # a scheme with its own round protocol (nested codes: gradcode.nested_scheme)
+            # runs the round itself; every other scheme uses the generic loop
+            own_round = getattr(scheme, "run_round", None)
+            res = own_round(be, t, params) if own_round is not None else \
+                coded_round(be, scheme, t, params)
             info = res.info
             round_time = res.round_time
             responders = res.responders
@@ -483,13 +498,14 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
                     {"loss": problem.loss(params)}
             else:
                 metrics = {"loss": math.nan}
+            row.update(res.extra)                       # scheme-specific columns, if any
             row.update({k: float(v) for k, v in metrics.items()})
             history.append(row)
             last_done = t
             reply = callback(row) if callback is not None else None
             stop = reply is True
             if isinstance(reply, Scheme) and reply is not scheme:
-                scheme = _switch_scheme(be, problem, reply, model, t, code.n)  # adaptive
+                scheme = _switch_scheme(be, problem, reply, model, t, code.n, scheme)  # adaptive
                 code = scheme.code
             if target_loss is not None and row["loss"] <= target_loss:
                 stop = True

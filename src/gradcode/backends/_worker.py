@@ -13,7 +13,11 @@ worker -> master:
 A task is pluggable: ``task_factory(worker, parts) -> task`` with
 ``task(params, ctx) -> ndarray | None``; ``ctx.emit(kind, payload)`` sends a message,
 ``ctx.should_stop()`` is True once a newer message (cancel / next round) arrived, in
-which case the task may return None to abandon the round.
+which case the task may return None to abandon the round. Tasks with their own protocol
+(nested codes, :mod:`gradcode.nested_scheme`) also use ``ctx.wait(timeout)`` (block until
+a message arrives; it is kept in ``ctx.pending``) and ``ctx.delay`` (the round's injected
+delay; a task that injects it itself, e.g. spread over its partitions, sets it to 0 so
+that no delay is added after it returns).
 
 After computing, the worker sleeps until ``delay`` seconds have passed since it
 received the round (an injected straggler delay), polling its pipe: a cancel or a new
@@ -66,6 +70,7 @@ class _Context:
     def __init__(self, conn: Any, worker: int) -> None:
         self.conn, self.worker = conn, worker
         self.round = -1
+        self.delay = 0.0                    # this round's injected delay (tasks may zero it)
         self.pending: list[tuple] = []
 
     def emit(self, kind: str, payload: Any) -> None:
@@ -75,6 +80,16 @@ class _Context:
         if self.pending:
             return True
         if self.conn.poll(0):
+            self.pending.append(_recv(self.conn))
+            return True
+        return False
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block up to ``timeout`` seconds (None: forever) for a message; True if one is
+        pending (it stays in ``pending`` for the task or the main loop to handle)."""
+        if self.pending:
+            return True
+        if self.conn.poll(timeout):
             self.pending.append(_recv(self.conn))
             return True
         return False
@@ -113,6 +128,7 @@ def worker_main(conn: Any, worker: int, parts: Sequence[tuple[int, Any, Any]],
             _, rnd, delay, params = msg
             received = time.monotonic()
             ctx.round = rnd
+            ctx.delay = delay
             try:
                 value = task(params, ctx)
             except Exception:  # noqa: BLE001 - reported to the master, worker lives on
@@ -120,7 +136,7 @@ def worker_main(conn: Any, worker: int, parts: Sequence[tuple[int, Any, Any]],
                 continue
             if value is None or ctx.pending:
                 continue                                    # superseded while computing
-            remaining = delay - (time.monotonic() - received)
+            remaining = ctx.delay - (time.monotonic() - received)
             if remaining > 0:
                 # interruptible injected delay: any message ends it (inf: wait for one)
                 if conn.poll(None if not np.isfinite(remaining) else remaining):

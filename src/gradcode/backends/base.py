@@ -28,7 +28,11 @@ Rules every backend follows:
 Extension points (for nested codes and custom worker protocols): ``Arrival.kind`` is
 ``"result"`` for a coded gradient; other kinds (e.g. ``"progress"`` beacons) are passed to
 ``policy_state.on_message(arrival)`` when the state defines it, and
-``stop_round(message)`` forwards ``message`` to the workers still busy.
+``stop_round(message)`` forwards ``message`` to the workers still busy. On the local
+backend (used by the nested-code protocol, :mod:`gradcode.nested_scheme`) the handler is
+also told ``"dead"`` (a worker died) and ``"dropped"`` (value: the reason) events, a
+handler returning True ends the round's stream, and ``stop_round(message)`` with a
+message keeps the workers busy (the round goes on until a plain ``stop_round()``).
 """
 
 from __future__ import annotations

@@ -325,17 +325,24 @@ class LocalBackend:
                     self._drain(i, info)
                     self._forget(i, pending, by_obj)
                     self._mark_dead(i)
+                    if self._tell(policy_state, i, None, t0, "dead", info):
+                        return
                     continue
                 try:
                     msg = conn.recv()
                 except (EOFError, OSError):
                     self._forget(i, pending, by_obj)
                     self._mark_dead(i)
+                    if self._tell(policy_state, i, None, t0, "dead", info):
+                        return
                     continue
                 arrival = self._accept(i, msg, info, t0)
                 if arrival is None:
                     if msg[0] in ("result", "error") and msg[1] == self._round:
                         self._forget(i, pending, by_obj)    # dropped: straggler this round
+                        if self._tell(policy_state, i, info.dropped[-1][1], t0, "dropped",
+                                      info):
+                            return
                     continue
                 if arrival.kind == "result":
                     self._forget(i, pending, by_obj)
@@ -344,10 +351,26 @@ class LocalBackend:
                     yield arrival
                 else:
                     handler = getattr(policy_state, "on_message", None)
-                    if handler is not None:
-                        handler(arrival)
+                    if handler is not None and handler(arrival):
+                        info.end_time = arrival.time     # the state's protocol is done
+                        return
         if pending and end is not None:
             info.end_time = float(deadline)
+
+    def _tell(self, policy_state: Any, i: int, value: Any, t0: float, kind: str,
+              info: RoundInfo) -> bool:
+        """Hook for custom protocols (nested codes, :mod:`gradcode.nested_scheme`): tell
+        ``policy_state.on_message`` that worker i died (``"dead"``) or that its result was
+        dropped (``"dropped"``, value = the reason). True from the handler ends the round
+        stream (as for any other message kind)."""
+        handler = getattr(policy_state, "on_message", None)
+        if handler is None:
+            return False
+        now = time.perf_counter() - t0
+        if handler(Arrival(i, value, now, self._round, kind)):
+            info.end_time = now
+            return True
+        return False
 
     def _forget(self, i: int, pending: set, by_obj: dict) -> None:
         pending.discard(i)
@@ -385,8 +408,16 @@ class LocalBackend:
                 return None
         return Arrival(i, msg[3], now, rnd, kind)
 
-    def stop_round(self, message: Any = None) -> None:
-        """Tell workers still busy with this round to abandon it (ends injected sleeps)."""
-        for i in np.flatnonzero(self._busy & self._alive).tolist():
+    def stop_round(self, message: Any = None) -> int:
+        """Tell workers still busy with this round to abandon it (ends injected sleeps).
+
+        With a ``message`` (a protocol message such as the nested codes' STOP(level),
+        :mod:`gradcode.nested_scheme`) the workers stay busy: the round goes on, and a
+        final ``stop_round()`` cancels it. Returns the number of workers messaged.
+        """
+        busy = np.flatnonzero(self._busy & self._alive).tolist()
+        for i in busy:
             self._send(i, [("obj", ("cancel", self._round, message))], 0)
-        self._busy[:] = False
+        if message is None:
+            self._busy[:] = False
+        return len(busy)

@@ -92,6 +92,21 @@ class SimulatedBackend:
         else:
             info.end_time = last
 
+    # -- hooks for schemes that run their own round protocol (nested codes:
+    #    gradcode.nested_scheme); the generic loop uses run_round only.
+    def sample_delays(self, round: int) -> np.ndarray:
+        """This round's validated delays d_i = model.sample(round, load) (load = the row
+        supports of B), exactly what :meth:`run_round` draws."""
+        return check_delays(self._model, self._model.sample(round, self._load), self._code.n)
+
+    def partition_gradients(self, params: np.ndarray) -> np.ndarray:
+        """All k partition gradients at ``params`` (k x dim)."""
+        return np.asarray(self._problem.partition_gradients(params))
+
+    def set_round_info(self, info: RoundInfo) -> None:
+        """Record ``info`` as :attr:`round_info` (for a round run by such a scheme)."""
+        self._info = info
+
     def stop_round(self, message: Any = None) -> None:
         """Nothing to cancel in a simulation."""
 
