@@ -1,0 +1,122 @@
+"""The Ray actor of the ``ray`` backend: one gradcode worker, holding its partitions.
+
+This module imports nothing from Ray at import time; :mod:`gradcode.backends.ray` wraps
+:class:`GradientWorker` with ``ray.remote`` when the backend starts. Keeping the class a
+plain Python class makes it testable without a cluster.
+
+Worker i holds the partitions j with B[i, j] != 0 and answers
+f_i = sum_j B[i, j] g_j(params). The methods are ``async`` so that Ray runs the actor on an
+event loop: an injected delay is an ``asyncio.sleep`` that ``ray.cancel`` interrupts at
+once, and a newer round supersedes an older one still sleeping (the per-actor round
+counter), so a cancelled or late round leaves no backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = ["GradientWorker", "Result"]
+
+# (round, worker, value or None when superseded, compute seconds, pid)
+Result = tuple[int, int, Any, float, int]
+
+
+class GradientWorker:
+    """A gradcode worker as a Ray actor: holds partitions, answers f_i per round.
+
+    The partitions are loaded in the constructor (from object-store references or plain
+    :class:`gradcode.problems.Part` objects), so an actor that Ray restarts after a crash
+    or a lost node rebuilds itself from its constructor arguments and rejoins.
+
+    Args:
+        worker: the worker index i.
+        columns: the partitions j it holds (the support of row i of B).
+        coefficients: B[i, j] for those partitions (real or complex).
+        parts: one :class:`~gradcode.problems.Part` (or a Ray ``ObjectRef`` to one) per
+            column.
+
+    Example:
+        >>> import asyncio, numpy as np
+        >>> class P:
+        ...     def __init__(self, c): self.c = c
+        ...     def gradient(self, params): return self.c * params
+        >>> w = GradientWorker(0, [0, 1], [1.0, 2.0], [P(1.0), P(3.0)])
+        >>> asyncio.run(w.compute(0, np.ones(2), 0.0))[2]
+        array([7., 7.])
+    """
+
+    def __init__(self, worker: int, columns: Any, coefficients: Any, parts: list[Any]) -> None:
+        self.worker = int(worker)
+        self.columns = np.asarray(columns, dtype=np.int64)
+        self.coefficients = np.asarray(coefficients)
+        parts = list(parts)
+        if len(parts) != self.columns.size or self.coefficients.size != self.columns.size:
+            raise ValueError(f"GradientWorker: worker {worker} got {len(parts)} parts, "
+                             f"{self.coefficients.size} coefficients and {self.columns.size} "
+                             f"columns; they must match")
+        refs = [i for i, p in enumerate(parts) if type(p).__name__ == "ObjectRef"]
+        if refs:
+            import ray  # only inside an actor; resolves the partitions from the object store
+
+            loaded = ray.get([parts[i] for i in refs])
+            for i, part in zip(refs, loaded):
+                parts[i] = part
+        self.parts = parts
+        self.latest_round = -1
+        self.started = time.time()
+
+    async def ready(self) -> tuple[int, int, str]:
+        """(worker, pid, node id or "") once the partitions are loaded."""
+        node = ""
+        try:
+            import ray
+
+            node = ray.get_runtime_context().get_node_id()
+        except Exception:  # noqa: BLE001 - outside Ray there is no node
+            node = ""
+        return self.worker, os.getpid(), node
+
+    def _gradient(self, params: np.ndarray) -> Any:
+        value: Any = None
+        for coef, part in zip(self.coefficients, self.parts):
+            term = coef * np.asarray(part.gradient(params))
+            value = term if value is None else value + term
+        if value is None:                               # a worker holding nothing
+            value = np.zeros(np.shape(params), dtype=np.result_type(self.coefficients, params))
+        return value
+
+    async def compute(self, round: int, params: np.ndarray, delay: float) -> Result:
+        """Return f_i tagged with ``round``, no sooner than ``delay`` seconds after the call.
+
+        As in the local backend, the worker computes first and then sleeps for what is
+        left of ``delay`` (the injected straggler delay); the sleep is an
+        ``asyncio.sleep``, so ``ray.cancel`` ends it at once. A round that a newer one
+        superseded returns ``None`` as its value. ``delay=inf`` means the worker fails
+        this round: it sleeps until cancelled or superseded.
+        """
+        round = int(round)
+        received = time.monotonic()
+        self.latest_round = max(self.latest_round, round)
+        if round < self.latest_round:
+            return round, self.worker, None, 0.0, os.getpid()
+        value = self._gradient(params)
+        compute_s = time.monotonic() - received
+        remaining = delay - compute_s
+        if math.isinf(remaining):
+            while self.latest_round == round:
+                await asyncio.sleep(0.05)
+        elif remaining > 0:
+            await asyncio.sleep(remaining)
+        if round < self.latest_round:
+            return round, self.worker, None, compute_s, os.getpid()
+        return round, self.worker, value, compute_s, os.getpid()
+
+    async def pid(self) -> int:
+        """The actor's process id (tests use it to check clean-up)."""
+        return os.getpid()
