@@ -155,3 +155,17 @@ def test_superseded_rounds_leave_no_backlog(logreg):
 def test_bad_start_method():
     with pytest.raises(ValueError, match="start_method='fork' must be 'spawn' or 'forkserver'"):
         LocalBackend(start_method="fork")
+
+
+def test_failed_workers_are_not_waited_on_without_deadline(logreg):
+    """A worker whose delay is infinite this round (Failures) is not asked, so wait_all
+    with no deadline ends with the others instead of hanging."""
+    scheme = tr.Scheme(gc.codes.uncoded(4), decoder="optimal", wait=gc.wait.wait_all())
+    delays = st.Failures([0.0, 0.0, 0.0, 1.0], base=st.Constant(1.0), seed=0)
+    with LocalBackend(time_scale=0.01) as be:
+        be.start(logreg, scheme.code, delays=delays)
+        t0 = time.perf_counter()
+        res = tr.coded_round(be, scheme, 0, np.zeros(logreg.dim))
+        assert time.perf_counter() - t0 < 30
+    assert sorted(res.responders) == [0, 1, 2]
+    assert res.decoding.error == pytest.approx(1.0)

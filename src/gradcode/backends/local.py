@@ -300,12 +300,15 @@ class LocalBackend:
                              f"{body.shape}")
         raw = body.tobytes()
         t0 = time.perf_counter()
-        # a worker that died between rounds is caught by its sentinel (or a broken pipe)
-        for i in np.flatnonzero(self._alive).tolist():
+        # a worker that died between rounds is caught by its sentinel (or a broken pipe);
+        # a worker whose delay is infinite has failed this round: it is not asked, so a
+        # policy without a deadline can never wait on it
+        asked = np.flatnonzero(self._alive & np.isfinite(delays)).tolist()
+        for i in asked:
             msg = _worker.pack_round(self._round, float(delays[i]), raw)
             self._send(i, [("bytes", msg)], len(msg))
             self._busy[i] = True
-        pending = set(np.flatnonzero(self._alive).tolist())
+        pending = set(asked)
         by_obj: dict[Any, int] = {}
         for i in pending:
             by_obj[self._conns[i]] = i
