@@ -19,6 +19,7 @@ from .decoders import Decoding, _check_code, _optimal_alpha, resolve
 
 __all__ = [
     "ErrorEstimate", "WorstCase", "error", "expected_error", "worst_case", "worst_condition",
+    "adversarial_threshold", "bibd_error",
     "frc_expected_error", "frc_worst_case_error", "bgc_one_step_expected_error",
     "expander_bound", "spectral_bound", "graph_fixed_lower_bound", "fixed_weights_expected_error",
     "erasure_probability", "expected_wait_exponential", "harmonic",
@@ -53,8 +54,9 @@ class WorstCase:
     Attributes:
         error: its decoding error.
         stragglers: sorted worker indices of the set.
-        method: ``"exhaustive"`` (the true worst case) or ``"search"`` (greedy plus
-            swap local search with random restarts: a lower bound on the true worst).
+        method: ``"exhaustive"`` (the true worst case), ``"closed_form"`` (a BIBD code
+            under optimal decoding: every set of size s is a worst case) or ``"search"``
+            (greedy plus swap local search with restarts: a lower bound on the true worst).
         evaluated: number of straggler sets decoded.
     """
 
@@ -126,11 +128,27 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
                seed: Any = 0) -> WorstCase:
     """The straggler set of size s with the largest decoding error.
 
-    Exhaustive over all C(n, s) sets when that is at most ``exhaustive_limit`` (the true
-    worst case). Otherwise a search: greedy (add the straggler that raises the error
-    most, one at a time), then first-improvement swap local search (exchange one
-    straggler with one responder while the error rises), repeated from ``restarts``
-    random starting sets; the best set found is returned (a lower bound on the worst).
+    BIBD codes (0/1, B B^T = (r - lambda) I + lambda J) under optimal or ``"bibd"``
+    decoding: the closed form :func:`bibd_error`, the same for every set [Kadhe 2019].
+    Otherwise exhaustive over all C(n, s) sets when that is at most ``exhaustive_limit``
+    (the true worst case). Otherwise a search, a lower bound on the true worst:
+
+    * optimal decoding of a real code with n <= 3000: greedy under a tiny and two large
+      ridge surrogates, best-improvement swap local search over the whole
+      s (n - s) neighbourhood (O(m^2 s) per sweep by bordered-inverse updates), iterated
+      local search (kicks of ~s/4 swaps) and ``restarts`` random restarts; every
+      candidate is scored with the true least-squares decoder (see
+      ``gradcode._worst_case``);
+    * any other decoder: greedy (add the straggler that raises the error most), then
+      first-improvement swap local search, repeated from ``restarts`` random starts.
+
+    Args:
+        code: the code.
+        s: number of stragglers, 0 <= s < n.
+        decoder: decoder name or callable.
+        exhaustive_limit: enumerate when C(n, s) is at most this.
+        restarts: random restarts (and iterated-local-search kicks) of the search.
+        seed: int or Generator for the search.
 
     Example:
         >>> import gradcode as gc
@@ -140,8 +158,13 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
     """
     code = _check_code("worst_case", code)
     s = _check_s("worst_case", code, s)
+    exhaustive_limit = check_int("worst_case", "exhaustive_limit", exhaustive_limit, low=0)
+    restarts = check_int("worst_case", "restarts", restarts, low=0)
     err = _error_fn(code, decoder, "worst_case")
     n = code.n
+    bibd_rl = _bibd_optimal(code, decoder)
+    if bibd_rl is not None:
+        return WorstCase(bibd_error(code, s), tuple(range(s)), "closed_form", 0)
     if math.comb(n, s) <= exhaustive_limit:
         best, best_set = -1.0, ()
         count = 0
@@ -152,6 +175,12 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
                 best, best_set = e, st
         return WorstCase(best, tuple(best_set), "exhaustive", count)
     rng = as_rng("worst_case", seed)
+    if _is_optimal(decoder) and not code.is_complex and n <= _FAST_SEARCH_LIMIT:
+        from ._worst_case import search_optimal
+
+        val, found, scored = search_optimal(code.toarray(), s,
+                                            lambda st: err(_mask_without(n, st)), rng, restarts)
+        return WorstCase(val, found, "search", scored)
     evaluated = 0
 
     def value(st: set[int]) -> float:
@@ -185,6 +214,118 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
         if cur_val > best:
             best, best_set = cur_val, cur
     return WorstCase(best, tuple(sorted(int(x) for x in best_set)), "search", evaluated)
+
+
+_FAST_SEARCH_LIMIT = 3000
+
+
+def _is_optimal(decoder: Decoder) -> bool:
+    from .decoders import optimal
+
+    return decoder == "optimal" if isinstance(decoder, str) else decoder is optimal
+
+
+def _bibd_optimal(code: Code, decoder: Decoder) -> tuple[int, int] | None:
+    """(r, lambda) when the code is a BIBD code and the decoder is optimal or ``bibd``."""
+    from .codes.bibd import bibd_decoder, bibd_structure
+
+    if not (_is_optimal(decoder) or decoder == "bibd" or decoder is bibd_decoder):
+        return None
+    return bibd_structure(code)
+
+
+def bibd_error(code: Code, s: int) -> float:
+    """Optimal error of a BIBD code with ANY s stragglers [Kadhe 2019; derived]:
+    b - r^2 (n - s) / (r + lambda (n - s - 1)), b = k partitions (blocks), n = v workers.
+
+    Raises:
+        ValueError: the code is not a BIBD code (0/1 with B B^T = (r - lambda) I + lambda J).
+
+    Example:
+        >>> import gradcode as gc
+        >>> code = gc.codes.bibd(gc.designs.fano())
+        >>> gc.analysis.bibd_error(code, 1)     # 7 - 9 * 6 / (3 + 5)
+        0.25
+    """
+    from .codes.bibd import bibd_closed_form_error, bibd_structure
+
+    code = _check_code("bibd_error", code)
+    s = check_int("bibd_error", "s", s, low=0, high=code.n)
+    st = bibd_structure(code)
+    if st is None:
+        raise ValueError(f"bibd_error: {code.name} is not a BIBD code (B must be 0/1 with "
+                         f"B B^T = (r - lambda) I + lambda J)")
+    return bibd_closed_form_error(code.n, code.k, st[0], st[1], s)
+
+
+def adversarial_threshold(code: Code, eps: float, decoder: Decoder = "optimal", *,
+                          exhaustive_limit: int = 100_000, restarts: int = 4,
+                          seed: Any = 0) -> int:
+    """Fewest stragglers an adversary needs to push the error to at least eps.
+
+    s*(eps) = min{s : max_{|S| = s} error(S) >= eps}; s = n (everyone straggles, every
+    weight zero, error k) always qualifies, so the answer lies in [0, n].
+
+    * BIBD codes with optimal or ``"bibd"`` decoding: closed form, the first s with
+      b - r^2 (n - s) / (r + lambda (n - s - 1)) >= eps [Kadhe 2019], O(n).
+    * Optimal decoding otherwise: the worst-case error is non-decreasing in s (removing
+      a responder shrinks the row space), so binary search over s with
+      :func:`worst_case`. Exact when every probed size is enumerated; otherwise the
+      search's worst cases are lower bounds, and the answer an upper bound on s*.
+    * Other decoders (not monotone in general): a linear scan s = 0, 1, ... with
+      :func:`worst_case` (same caveat).
+
+    Args:
+        code: the code.
+        eps: error level, 0 < eps <= k.
+        decoder: decoder name or callable.
+        exhaustive_limit, restarts, seed: passed to :func:`worst_case`.
+
+    Returns:
+        s*(eps) as an int in [0, n].
+
+    Raises:
+        ValueError: eps outside (0, k].
+
+    Example:
+        >>> import gradcode as gc
+        >>> code = gc.codes.bibd(gc.designs.fano())
+        >>> gc.analysis.adversarial_threshold(code, 0.25), gc.analysis.adversarial_threshold(code, 1.0)
+        (1, 3)
+
+    References:
+        [1] S. Kadhe, O. O. Koyluoglu, K. Ramchandran, "Gradient coding based on block
+            designs for mitigating adversarial stragglers", arXiv:1904.13373, 2019.
+    """
+    code = _check_code("adversarial_threshold", code)
+    eps = check_real("adversarial_threshold", "eps", eps, low=0.0, high=float(code.k),
+                     low_open=True)
+    n = code.n
+    tol = 1e-9 * max(1.0, eps)
+    if _bibd_optimal(code, decoder) is not None:
+        for s in range(n):
+            if bibd_error(code, s) >= eps - tol:
+                return s
+        return n
+
+    def reaches(s: int) -> bool:
+        wc = worst_case(code, s, decoder, exhaustive_limit=exhaustive_limit,
+                        restarts=restarts, seed=seed)
+        return wc.error >= eps - tol
+
+    if _is_optimal(decoder):
+        lo, hi = 0, n                      # reaches(hi) holds (s = n); find the first True
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if reaches(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+    for s in range(n):
+        if reaches(s):
+            return s
+    return n
 
 
 def worst_condition(code: Code, s: int, exhaustive_limit: int = 100_000) -> float:
@@ -318,3 +459,12 @@ def expected_wait_exponential(n: int, w: int, mean: float) -> float:
     return mean * (harmonic(n) - harmonic(n - w))
 
 
+
+# Latency of sequential-task codes (fixed GC(n, s) and nested codes) lives in
+# gradcode.latency; re-exported here [issue 7].
+from .latency import (LatencyEstimate, LatencySimulation, TaskTimes,  # noqa: E402
+                      fixed_latency, latency_tail, nested_latency, per_worker_fixed_latency,
+                      simulate_latency)
+
+__all__ += ["TaskTimes", "LatencyEstimate", "LatencySimulation", "fixed_latency",
+            "nested_latency", "latency_tail", "per_worker_fixed_latency", "simulate_latency"]

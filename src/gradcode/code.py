@@ -133,10 +133,15 @@ def _as_csr(B: Any) -> sp.csr_array:
             arr = np.asarray(B)
             if arr.dtype == object:
                 raise TypeError
+            if arr.dtype.kind not in "biufc":
+                raise TypeError(f"Code: B must hold real or complex numbers, got dtype "
+                                f"{arr.dtype}")
             if arr.ndim != 2:
                 raise ValueError(f"Code: B must be two-dimensional (n x k), got shape {arr.shape}")
             m = sp.csr_array(arr)
-    except TypeError:
+    except TypeError as exc:
+        if str(exc).startswith("Code:"):
+            raise
         raise TypeError(f"Code: B must be a numeric matrix, got {type(B).__name__}") from None
     if m.shape[0] < 1 or m.shape[1] < 1:
         raise ValueError(f"Code: B must have at least one row and one column, got shape {m.shape}")

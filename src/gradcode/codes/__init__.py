@@ -12,15 +12,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..code import Code
+from .bibd import bibd, soft_bibd
 from .graphs import expander, graph_scheme
+from .heterogeneous import (allocation_change, heterogeneous, unbiased, unbiased_bias,
+                            unbiased_expected_error, unbiased_for)
 from .mds import cyclic_mds
+from .nested import nested
+from .product import kronecker
 from .random_sparse import bernoulli, regularized_bernoulli, stochastic_block
 from .repetition import cyclic_repetition, fractional_repetition, uncoded
 
 __all__ = [
     "CATALOGUE", "Entry", "uncoded", "fractional_repetition", "cyclic_repetition",
     "cyclic_mds", "expander", "graph_scheme", "bernoulli", "regularized_bernoulli",
-    "stochastic_block",
+    "stochastic_block", "nested",
+    "bibd", "soft_bibd", "kronecker",
+    "heterogeneous", "unbiased_for", "unbiased_bias", "unbiased_expected_error",
+    "allocation_change",
 ]
 
 
@@ -67,4 +75,32 @@ CATALOGUE: dict[str, Entry] = {
     "stochastic_block": Entry(stochastic_block, {"n": 12, "k": 12, "communities": 3, "p": 0.8,
                                                  "q": 0.05, "seed": 0}, "optimal", False,
                               "stochastic block model code [Charles-Papailiopoulos 2018]"),
+    "nested": Entry(nested, {"n": 12, "levels": (0, 1, 2), "family": "cyclic", "seed": 0},
+                    "exact", True, "stacked cyclic levels, load adapts to the actual "
+                    "stragglers [Massny 2022]"),
+    "heterogeneous": Entry(heterogeneous, {"p": tuple(round(0.05 + 0.05 * i, 2)
+                                                      for i in range(12)), "k": 12},
+                           "unbiased", False, "rows sums follow (1-p_i)/p_i, fixed unbiased "
+                           "weights 1/(1-p_i) [Song-Choi 2025]"),
+    "bibd": Entry(bibd, {"design": "projective_plane(3)"}, "bibd", False,
+                  "workers = points, partitions = blocks of a BIBD; same error for every "
+                  "straggler set of a size [Kadhe 2019]"),
+    "soft_bibd": Entry(soft_bibd, {"n": 12, "k": 12, "r": 3, "seed": 0}, "optimal", False,
+                       "load-r 0/1 code with pair counts balanced by local search "
+                       "[Sakorikar-Wang 2021]"),
+    "kronecker": Entry(kronecker, {"code1": fractional_repetition(4, 1),
+                                   "code2": fractional_repetition(3, 2)}, "product", True,
+                       "B1 (x) B2, tolerates (s1+1)(s2+1)-1 [Sakorikar-Wang 2021]"),
 }
+
+# The heterogeneous family's decoder (registered here: decoders.py cannot import codes).
+from .. import decoders as _decoders  # noqa: E402
+
+_decoders.DECODERS.setdefault("unbiased", unbiased)
+
+# Block-design and product decoders (registered here for the same reason).
+from .bibd import bibd_decoder as _bibd_decoder  # noqa: E402
+from .product import product_decoder as _product_decoder  # noqa: E402
+
+_decoders.DECODERS.setdefault("bibd", _bibd_decoder)
+_decoders.DECODERS.setdefault("product", _product_decoder)

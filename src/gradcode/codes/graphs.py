@@ -21,16 +21,19 @@ from ._common import csr_from_coords, fmt_name
 __all__ = ["expander", "graph_scheme", "random_regular_graph"]
 
 
-def random_regular_graph(n: int, d: int, seed: Any = None, *, where: str = "random_regular_graph"
-                         ) -> nx.Graph:
-    """A uniformly-drawn simple d-regular graph on n vertices (networkx), seeded."""
-    n = check_int(where, "n", n, low=1)
+def random_regular_graph(n: int, d: int, seed: Any = None, *, where: str = "random_regular_graph",
+                         n_name: str = "n") -> nx.Graph:
+    """A uniformly-drawn simple d-regular graph on n vertices (networkx), seeded.
+
+    ``n_name`` is how the caller calls the vertex count in error messages (e.g. ``k``).
+    """
+    n = check_int(where, n_name, n, low=1)
     d = check_int(where, "d", d, low=0)
     if d >= n:
-        raise ValueError(f"{where}: d={d} must be < n={n} for a simple d-regular graph")
+        raise ValueError(f"{where}: d={d} must be < {n_name}={n} for a simple d-regular graph")
     if (n * d) % 2:
-        raise ValueError(f"{where}: n*d={n * d} must be even for a d-regular graph "
-                         f"(n={n}, d={d})")
+        raise ValueError(f"{where}: {n_name}*d={n * d} must be even for a d-regular graph "
+                         f"({n_name}={n}, d={d})")
     rng = as_rng(where, seed)
     return nx.random_regular_graph(d, n, seed=int(rng.integers(2**31 - 1)))
 
@@ -128,8 +131,9 @@ def graph_scheme(graph: nx.Graph | None = None, *, k: int | None = None, d: int 
     if graph is None:
         if k is None or d is None:
             raise TypeError(f"{where}: pass graph=, or k and d (and optionally seed)")
+        k = check_int(where, "k", k, low=1)
         d = check_int(where, "d", d, low=1)
-        graph = random_regular_graph(k, d, seed, where=where)
+        graph = random_regular_graph(k, d, seed, where=where, n_name="k")
         name = fmt_name(where, k=k, d=d, seed=seed if isinstance(seed, int) else None)
         params: dict[str, Any] = {"k": k, "d": d, "seed": seed if isinstance(seed, int) else None}
     else:

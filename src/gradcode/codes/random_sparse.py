@@ -41,7 +41,7 @@ def bernoulli(n: int, k: int, d: float, seed: Any = None) -> Code:
         >>> import gradcode as gc
         >>> code = gc.codes.bernoulli(n=100, k=100, d=5, seed=0)
         >>> code.B.nnz
-        489
+        528
 
     References:
         [1] Charles, Papailiopoulos, Ellenberg, arXiv:1711.06771, 2017, Section 4.
