@@ -461,10 +461,17 @@ def expected_wait_exponential(n: int, w: int, mean: float) -> float:
 
 
 # Latency of sequential-task codes (fixed GC(n, s) and nested codes) lives in
-# gradcode.latency; re-exported here [issue 7].
-from .latency import (LatencyEstimate, LatencySimulation, TaskTimes,  # noqa: E402
-                      fixed_latency, latency_tail, nested_latency, per_worker_fixed_latency,
-                      simulate_latency)
+# gradcode.latency; re-exported here [issue 7], imported on first use (scipy.stats is slow
+# to import and most users of gradcode.analysis never need it).
+_LATENCY_NAMES = ("TaskTimes", "LatencyEstimate", "LatencySimulation", "fixed_latency",
+                  "nested_latency", "latency_tail", "per_worker_fixed_latency",
+                  "simulate_latency")
+__all__ += list(_LATENCY_NAMES)
 
-__all__ += ["TaskTimes", "LatencyEstimate", "LatencySimulation", "fixed_latency",
-            "nested_latency", "latency_tail", "per_worker_fixed_latency", "simulate_latency"]
+
+def __getattr__(name: str) -> Any:
+    if name in _LATENCY_NAMES:
+        from . import latency
+
+        return getattr(latency, name)
+    raise AttributeError(f"module 'gradcode.analysis' has no attribute {name!r}")
