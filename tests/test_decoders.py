@@ -171,3 +171,37 @@ def test_decode_accepts_callables_and_sparse_user_codes():
     b = gc.decode(code, mask, "optimal")
     np.testing.assert_allclose(a.alpha, b.alpha, rtol=0, atol=0)
     assert "error=" in repr(a)
+
+
+def test_optimal_many_components_matches_dense_projection():
+    """Above the dense limit the responder matrix is split into components; components
+    of every size bucket (batched pseudo-inverses) and large ones (sparse LSMR) must give
+    the same alpha as one dense projection."""
+    import scipy.linalg as sla
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(7)
+    blocks = []
+    for size in [1, 2, 3, 5, 8, 13, 21, 30, 33, 60] * 6:          # 2,2.. up to 60 x 60
+        rows = max(1, size + int(rng.integers(-1, 2)))
+        block = rng.standard_normal((rows, size)) * (rng.random((rows, size)) < 0.6)
+        blocks.append(sp.csr_array(block))
+    code = gc.Code(sp.block_diag(blocks, format="csr"), name="blocks", tolerates=0)
+    assert max(code.n, code.k) > 400
+    dense = code.toarray()
+    for _ in range(3):
+        mask = rng.random(code.n) < 0.8
+        dec = gc.decode(code, mask, decoder="optimal")
+        BF = dense[mask]
+        alpha_ref = BF.T @ (sla.pinv(BF.T) @ np.ones(code.k))
+        np.testing.assert_allclose(dec.alpha, alpha_ref, atol=1e-8)
+        np.testing.assert_allclose(dec.error, np.sum((alpha_ref - 1) ** 2), rtol=1e-9, atol=1e-8)
+        np.testing.assert_array_equal(dec.weights[~mask], 0.0)
+
+
+def test_optimal_large_frc_equals_group_decoder():
+    code = gc.codes.fractional_repetition(n=1200, s=2)
+    rng = np.random.default_rng(3)
+    mask = rng.random(code.n) < 0.6
+    np.testing.assert_allclose(gc.decode(code, mask, "optimal").alpha,
+                               gc.decode(code, mask, "frc_group").alpha, atol=1e-12)

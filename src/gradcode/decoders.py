@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 _CACHE_SIZE = 256
-_DENSE_LIMIT = 400          # components up to this many rows or columns use dense lstsq
+_DENSE_LIMIT = 400          # responder sets up to this many rows and columns: one dense solve
+_BATCH_LIMIT = 32           # components up to this size are solved in batched stacks
 _EXACT_TOL = 1e-9           # exact decoding: error must be below this times max(k, 1)
 
 
@@ -145,16 +146,39 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
     order_c = np.argsort(col_lab, kind="stable")
     r_bounds = np.searchsorted(row_lab[order_r], np.arange(ncomp + 1))
     c_bounds = np.searchsorted(col_lab[order_c], np.arange(ncomp + 1))
+    r_size, c_size = np.diff(r_bounds), np.diff(c_bounds)
+    useful = (r_size > 0) & (np.bincount(col_lab, weights=held, minlength=ncomp) > 0)
+    size = np.maximum(r_size, c_size)
+    small = useful & (size <= _BATCH_LIMIT)
+    if np.any(small):
+        # many small components (FRC groups, sparse graphs): batched pseudo-inverses,
+        # one stack per power-of-two size bucket, instead of a Python loop
+        local_r = np.empty(nf, dtype=np.int64)
+        local_r[order_r] = np.arange(nf) - r_bounds[row_lab[order_r]]
+        local_c = np.empty(k, dtype=np.int64)
+        local_c[order_c] = np.arange(k) - c_bounds[col_lab[order_c]]
+        coo = BF.tocoo()
+        nz_comp = row_lab[coo.row]
+        bucket = np.ceil(np.log2(np.maximum(size, 1))).astype(np.int64)
+        for b in np.unique(bucket[small]):
+            comps = np.flatnonzero(small & (bucket == b))
+            slot = np.full(ncomp, -1)
+            slot[comps] = np.arange(comps.size)
+            width = int(2 ** b)
+            stack = np.zeros((comps.size, width, width), dtype=dtype)   # [comp, col, row]
+            sel = slot[nz_comp] >= 0
+            stack[slot[nz_comp[sel]], local_c[coo.col[sel]], local_r[coo.row[sel]]] = \
+                coo.data[sel]
+            a = np.linalg.pinv(stack) @ np.ones(width, dtype=dtype)          # [comp, row]
+            in_r = slot[row_lab] >= 0
+            weights[rows[in_r]] = a[slot[row_lab[in_r]], local_r[in_r]]
     BFc = BF.tocsc()
-    for comp in range(ncomp):
+    for comp in np.flatnonzero(useful & ~small):
         r = order_r[r_bounds[comp]:r_bounds[comp + 1]]
         c = order_c[c_bounds[comp]:c_bounds[comp + 1]]
-        if r.size == 0 or not np.any(held[c]):
-            continue
         block = BFc[:, c][r]                           # |r| x |c|
-        a = _lstsq_block(block)
-        weights[rows[r]] = a
-        alpha[c] = block.T @ a
+        weights[rows[r]] = _lstsq_block(block)
+    alpha[:] = BF.T @ weights[rows]
     return weights, alpha
 
 
