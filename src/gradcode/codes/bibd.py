@@ -182,7 +182,8 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
     blocks: list[np.ndarray] = []
     for j in np.argsort(-sizes, kind="stable"):
         key = remaining + rng.random(n) * 0.5
-        chosen = np.argsort(-key, kind="stable")[: sizes[j]]
+        # the sizes[j] largest keys (random tie-breaks make them unique): O(n) selection
+        chosen = np.argpartition(-key, sizes[j] - 1)[: sizes[j]]
         remaining[chosen] -= 1
         blocks.append(np.sort(chosen))
     lists = [b.tolist() for b in blocks]
