@@ -81,6 +81,25 @@ def test_spectral_bound_holds_for_every_straggler_set(code):
         assert worst.error <= bound + 1e-9, (s, worst.error, bound)
 
 
+def test_spectral_bound_is_the_second_singular_value_for_0_1_codes():
+    """REFERENCES #5 literally: sigma_2^2 n s / ((n - s) d^2), sigma_2 from a full SVD."""
+    code = gc.codes.regularized_bernoulli(n=12, k=12, d=3, seed=0)
+    sigma2 = np.linalg.svd(code.toarray(), compute_uv=False)[1]
+    for s in (1, 4, 11):
+        np.testing.assert_allclose(A.spectral_bound(code, s), sigma2**2 * 12 * s / ((12 - s) * 9),
+                                   rtol=1e-10)
+
+
+def test_spectral_bound_holds_for_a_signed_biregular_code():
+    """Signed B = [[2, -1], [-1, 2]]: singular values 3 (on [1, -1]) and 1 (on 1), so
+    sigma_2 = 1 would claim 2 for s = 1; one-step weight 2 on worker 0 gives alpha =
+    [4, -2], error 18, which the bound must (and does, tightly) cover."""
+    code = gc.Code(np.array([[2.0, -1], [-1, 2]]))
+    worst = A.worst_case(code, 1, decoder="one_step")
+    np.testing.assert_allclose(worst.error, 18.0, rtol=1e-12)
+    np.testing.assert_allclose(A.spectral_bound(code, 1), 18.0, rtol=1e-12)
+
+
 def test_spectral_bound_rejects_irregular_codes():
     with pytest.raises(ValueError, match="must be biregular"):
         A.spectral_bound(gc.Code(np.array([[1.0, 1], [0, 1]])), 1)

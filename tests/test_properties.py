@@ -130,3 +130,16 @@ def test_tolerates_search_is_correct(data):
     assert all(ok(c) for c in itertools.combinations(range(n), t))
     if t + 1 < n:
         assert not all(ok(c) for c in itertools.combinations(range(n), t + 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 24), st.integers(1, 30), st.integers(0, 2**32 - 1), st.data())
+def test_regularized_bernoulli_is_regular_for_every_d(n, k, seed, data):
+    """Column weights exactly d with entries 1 (no worker twice on a partition), row loads
+    floor or ceil of k d / n -- also for d close to n, where redraws alone fail."""
+    d = data.draw(st.integers(1, n))
+    code = gc.codes.regularized_bernoulli(n=n, k=k, d=d, seed=seed)
+    np.testing.assert_array_equal(code.column_support, np.full(k, d))
+    np.testing.assert_array_equal(code.B.data, np.ones(code.B.nnz))
+    assert code.row_support.min() == k * d // n
+    assert code.row_support.max() == -(-k * d // n)

@@ -195,7 +195,21 @@ def test_structured_decoders_reject_other_codes():
      ValueError, r"every p_i must lie in \[0, 1\], got \[1\.5"),
     (lambda: gc.analysis.fixed_weights_expected_error(gc.codes.uncoded(3), np.ones(2), 0.1),
      ValueError, r"weights must have length n=3, got shape \(2,\)"),
+    (lambda: gc.analysis.expander_bound(gc.Code(np.array([[0.0, 1], [0, 0]])), 1), ValueError,
+     r"expander_bound: custom must be square and symmetric"),
+    (lambda: gc.analysis.spectral_bound(gc.Code(np.array([[1.0, 1], [0, 1]])), 1), ValueError,
+     r"spectral_bound: custom must be biregular"),
 ])
 def test_analysis_rejects_bad_arguments(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+def test_bibd_paths_refuse_the_zero_code():
+    """B = 0 has a constant (zero) Gram matrix but no BIBD closed form (0 / 0)."""
+    zero = gc.Code(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"bibd: custom is not a BIBD code"):
+        gc.decode(zero, [0, 1], decoder="bibd")
+    wc = gc.analysis.worst_case(zero, 1)
+    assert wc.method == "exhaustive" and wc.error == 3.0
+    assert gc.analysis.adversarial_threshold(zero, 1.0) == 0

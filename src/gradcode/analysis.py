@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_rng, check_int, check_real
+from ._worst_case import FAST_LIMIT, search_optimal
 from .code import Code
 from .decoders import Decoding, _check_code, _optimal_alpha, resolve
 
@@ -73,7 +74,7 @@ def _mask_without(n: int, stragglers: Any) -> np.ndarray:
 
 
 def _error_fn(code: Code, decoder: Decoder, where: str) -> Callable[[np.ndarray], float]:
-    if isinstance(decoder, str) and decoder == "optimal":
+    if _is_optimal(decoder):
         def fast(mask: np.ndarray) -> float:
             alpha = _optimal_alpha(code, mask)[1]
             return float(np.sum(np.abs(alpha - 1.0) ** 2))
@@ -175,8 +176,7 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
                 best, best_set = e, st
         return WorstCase(best, tuple(best_set), "exhaustive", count)
     rng = as_rng("worst_case", seed)
-    if _is_optimal(decoder) and not code.is_complex and n <= _FAST_SEARCH_LIMIT:
-        from ._worst_case import search_optimal
+    if _is_optimal(decoder) and not code.is_complex and n <= FAST_LIMIT:
 
         val, found, scored = search_optimal(code.toarray(), s,
                                             lambda st: err(_mask_without(n, st)), rng, restarts)
@@ -215,8 +215,6 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
             best, best_set = cur_val, cur
     return WorstCase(best, tuple(sorted(int(x) for x in best_set)), "search", evaluated)
 
-
-_FAST_SEARCH_LIMIT = 3000
 
 
 def _is_optimal(decoder: Decoder) -> bool:
@@ -374,37 +372,51 @@ def bgc_one_step_expected_error(n: int, d: float, s: int) -> float:
     return n * (n - d) / (d * (n - s))
 
 
-def _top_singular_values(B: Any, count: int) -> np.ndarray:
-    dense = B.toarray() if hasattr(B, "toarray") else np.asarray(B)
-    return np.linalg.svd(dense, compute_uv=False)[:count]
+def _one_step_bound(where: str, code: Code, s: int) -> float:
+    """(||P B||_2 / c)^2 n s / (n - s) for a code with equal column sums c, P = I - J / n.
+
+    [derived] With u = c_1 1_F (the one-step constant n / (c (n - s))) and
+    1_S = (s / n) 1 + z, z orthogonal to 1: alpha - 1 = -c_1 B^T z = -c_1 (P B)^T z and
+    ||z||^2 = s (n - s) / n, which gives the bound. For a non-negative biregular B, 1 is
+    B's top left singular vector, so ||P B||_2 is its second singular value sigma_2.
+    """
+    n = code.n
+    rows = np.asarray(code.B.sum(axis=1)).ravel()
+    cols = np.asarray(code.B.sum(axis=0)).ravel()
+    if not (np.allclose(rows, rows[0]) and np.allclose(cols, cols[0])) or cols[0] == 0:
+        raise ValueError(f"{where}: {code.name} must be biregular (equal row sums and "
+                         f"equal non-zero column sums)")
+    dense = code.toarray()
+    sigma2 = float(np.linalg.norm(dense - dense.mean(axis=0), 2)) if n > 1 else 0.0
+    return float((sigma2 / abs(cols[0])) ** 2 * n * s / (n - s))
 
 
 def expander_bound(code: Code, s: int) -> float:
     """Squared one-step error bound of an expander code for EVERY straggler set of size
     s: error <= (lambda / d)^2 n s / (n - s), lambda = max(|lambda_2|, |lambda_min|) of
-    the adjacency matrix (B = Adj / d) [Raviv et al. 2018]."""
+    the adjacency matrix (B = Adj / d) [Raviv et al. 2018].
+
+    Raises:
+        ValueError: B is not symmetric with equal row sums (not Adj / d of a regular graph).
+    """
     code = _check_code("expander_bound", code)
     s = _check_s("expander_bound", code, s)
-    eig = np.sort(np.linalg.eigvalsh(code.toarray()))        # eigenvalues of Adj / d
-    lam_over_d = max(abs(eig[-2]), abs(eig[0])) if code.n > 1 else 0.0
-    return float(lam_over_d**2 * code.n * s / (code.n - s))
+    if code.n != code.k or abs(code.B - code.B.T).max() > 1e-12 * abs(code.B).max():
+        raise ValueError(f"expander_bound: {code.name} must be square and symmetric "
+                         f"(B = Adj / d of a d-regular graph)")
+    # B symmetric with row sums 1: ||P B||_2 = max(|lambda_2|, |lambda_min|) / d
+    return _one_step_bound("expander_bound", code, s)
 
 
 def spectral_bound(code: Code, s: int) -> float:
     """One-step bound for a biregular code, for EVERY straggler set of size s
     [derived, REFERENCES.md #5]: error <= (sigma_2 / c)^2 n s / (n - s), where sigma_2 is
     B's second singular value and c its common column sum (c = d for a 0/1 code with
-    replication d, giving sigma_2^2 n s / ((n - s) d^2))."""
+    replication d, giving sigma_2^2 n s / ((n - s) d^2)). Computed as ||(I - J/n) B||_2,
+    which equals sigma_2 for non-negative B and keeps the bound valid for signed B."""
     code = _check_code("spectral_bound", code)
     s = _check_s("spectral_bound", code, s)
-    rows = np.asarray(code.B.sum(axis=1)).ravel()
-    cols = np.asarray(code.B.sum(axis=0)).ravel()
-    if not (np.allclose(rows, rows[0]) and np.allclose(cols, cols[0])) or cols[0] == 0:
-        raise ValueError(f"spectral_bound: {code.name} must be biregular (equal row sums and "
-                         f"equal non-zero column sums)")
-    sv = _top_singular_values(code.B, 2)
-    sigma2 = float(sv[1]) if sv.size > 1 else 0.0
-    return float((sigma2 / abs(cols[0])) ** 2 * code.n * s / (code.n - s))
+    return _one_step_bound("spectral_bound", code, s)
 
 
 def graph_fixed_lower_bound(n: int, d: int, p: float) -> float:

@@ -15,7 +15,6 @@ __all__ = ["Code"]
 
 # Exhaustive search for ``tolerates`` of a user matrix stops after this many patterns.
 _TOLERATES_SEARCH_LIMIT = 20_000
-_EXACT_TOL = 1e-9
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -164,7 +163,7 @@ def _as_csr(B: Any) -> sp.csr_array:
 
 def _search_tolerates(code: Code) -> int:
     """Largest s such that every (n - s)-subset of rows spans the all-ones vector."""
-    from .decoders import _optimal_alpha  # local import: decoders imports Code
+    from .decoders import _EXACT_TOL, _optimal_alpha  # local import: decoders imports Code
 
     n, k = code.n, code.k
     if np.any(code.column_support == 0):

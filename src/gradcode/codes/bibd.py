@@ -293,8 +293,8 @@ def bibd_structure(code: Code) -> tuple[int, int] | None:
             return None
         gram = (B @ B.T).toarray()
         r = gram[0, 0]
-        if not np.all(np.diag(gram) == r):
-            return None
+        if r == 0 or not np.all(np.diag(gram) == r):
+            return None                 # r = 0: B = 0, no closed form (0 / 0 weights)
         if code.n == 1:
             return int(r), 0
         lam = gram[0, 1]

@@ -14,11 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..code import Code
-from ..decoders import Decoding, _check_code, _finish, _responders, resolve
+from ..decoders import _EXACT_TOL, Decoding, _check_code, _finish, _responders, resolve
 
 __all__ = ["kronecker", "product_decoder"]
-
-_EXACT_TOL = 1e-9
 
 
 def kronecker(code1: Code, code2: Code, decoder1: str | Callable | None = None,

@@ -67,7 +67,8 @@ def regularized_bernoulli(n: int, k: int, d: int, seed: Any = None) -> Code:
     [design] Deal the k d (partition, copy) slots to workers from a sequence of
     independent random permutations of the workers, d consecutive workers per partition;
     a permutation whose first entries would repeat a worker of the partition straddling
-    the boundary is redrawn. Column weights are exactly d (the regularisation the paper
+    the boundary is redrawn (up to 1000 times, then the clashing entries are swapped with
+    random later ones). Column weights are exactly d (the regularisation the paper
     aims at: no partition left on zero or one worker) and row loads are floor or ceil of
     k d / n.
 
@@ -105,6 +106,13 @@ def regularized_bernoulli(n: int, k: int, d: int, seed: Any = None) -> Code:
                 perm = rng.permutation(n)
                 head = perm[: d - start_slot]
                 tries += 1
+            clash = np.flatnonzero(np.isin(head, prev))
+            if clash.size:
+                # redraws rarely succeed when d is close to n: swap each clashing head
+                # entry with a random tail entry outside prev (n - d + |clash| of them)
+                tail = np.flatnonzero(~np.isin(perm[d - start_slot:], prev)) + d - start_slot
+                pick = rng.choice(tail, size=clash.size, replace=False)
+                perm[clash], perm[pick] = perm[pick], perm[clash].copy()
         seq[filled:filled + n] = perm
         filled += n
     workers = seq[:total]
