@@ -64,7 +64,7 @@ def test_nonfinite_results_are_dropped():
     be.start(Bad(), code)
     arr = _arrivals(be, gc.wait.wait_all().start(code), w=np.zeros(2))
     assert [a.worker for a in arr] == [0, 2]
-    assert be.round_info.dropped == [(1, "non-finite result")]
+    assert be.round_info.dropped == [(1, "non-finite result (NaN or inf)")]
 
 
 def test_get_backend():

@@ -92,3 +92,60 @@ def test_torch_optimizer_state_resumes(setup, tmp_path):
     tr.train(prob, scheme, rounds=3, checkpoint=tmp_path, **kw)
     resumed = tr.train(prob, scheme, rounds=6, checkpoint=tmp_path, resume=True, **kw)
     np.testing.assert_allclose(resumed.column("loss"), full.column("loss"), rtol=1e-12)
+
+
+def test_checkpoint_write_is_never_half_done(setup, tmp_path, monkeypatch):
+    """A failure while writing leaves the previous checkpoint intact (no *.tmp left); a
+    crash between the two renames (arrays replaced, state not yet) is recovered."""
+    import os
+
+    prob, scheme, delays = setup
+    tr.train(prob, scheme, rounds=2, delays=delays, lr=0.5, checkpoint=tmp_path)
+    before = tr.load_checkpoint(tmp_path)
+    assert before["round"] == 1
+
+    def broken_savez(fh, **arrays):
+        fh.write(b"PK\x03\x04 half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        tr.train(prob, scheme, rounds=3, delays=delays, lr=0.5, checkpoint=tmp_path,
+                 resume=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arrays.npz", "state.json"]
+    again = tr.load_checkpoint(tmp_path)
+    assert again["round"] == 1
+    np.testing.assert_array_equal(again["params"], before["params"])
+
+    real_replace = os.replace
+    calls = []
+
+    def crash_on_second_replace(src, dst):
+        calls.append(dst)
+        if str(dst).endswith("state.json"):
+            raise KeyboardInterrupt("power loss")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_second_replace)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(prob, scheme, rounds=3, delays=delays, lr=0.5, checkpoint=tmp_path,
+                 resume=True)
+    monkeypatch.undo()
+    ck = tr.load_checkpoint(tmp_path)
+    assert ck["round"] == 2 and len(ck["history"]) == 3
+    full = tr.train(prob, scheme, rounds=3, delays=delays, lr=0.5)
+    np.testing.assert_array_equal(ck["history"].column("loss"), full.column("loss"))
+
+
+def test_history_files_are_replaced_atomically(setup, tmp_path, monkeypatch):
+    h = gc.history.History([{"round": 0, "loss": 1.0}])
+    h.to_json(tmp_path / "h.json")
+    h.to_csv(tmp_path / "h.csv")
+    old_json, old_csv = (tmp_path / "h.json").read_text(), (tmp_path / "h.csv").read_text()
+    h.append({"round": 1, "loss": float("nan"), "bad": object()})   # not serialisable
+    with pytest.raises(TypeError):
+        h.to_json(tmp_path / "h.json")
+    assert (tmp_path / "h.json").read_text() == old_json
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv", "h.json"]
+    assert (tmp_path / "h.csv").read_text() == old_csv

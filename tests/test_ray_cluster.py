@@ -108,8 +108,10 @@ def test_node_lost_mid_training_workers_become_stragglers(cluster):
     killed: dict[str, object] = {}
 
     def kill_node_mid_round():
-        victim_id = be.nodes[1]                       # a non-head node hosting workers
-        victim = next(node for node in cluster.worker_nodes if node.node_id == victim_id)
+        # a non-head node hosting workers (node ids are random, so the head may sort
+        # anywhere in the spread order: do not assume it is not worker 1's node)
+        victim = next(node for node in cluster.worker_nodes if node.node_id in be.nodes)
+        victim_id = victim.node_id
         killed["workers"] = sorted(i for i, nid in enumerate(be.nodes) if nid == victim_id)
         killed["at"] = time.monotonic()
         cluster.remove_node(victim, allow_graceful=False)
@@ -127,7 +129,7 @@ def test_node_lost_mid_training_workers_become_stragglers(cluster):
     hist = gc.training.train(prob, scheme, backend=be, callback=callback, **kwargs)
     assert time.monotonic() - t0 < 120
     lost = killed["workers"]
-    assert len(lost) == 2 and lost[0] % 3 == lost[1] % 3 == 1
+    assert len(lost) == 2 and lost[0] % 3 == lost[1] % 3
     assert len(hist.rows) == 8
     for row in hist.rows[:kill_round]:
         assert row["n_responders"] == n and row["dead"] == 0

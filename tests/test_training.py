@@ -246,6 +246,17 @@ def test_bad_input_fails_before_any_worker_starts(logreg, tmp_path):
         tr.train(logreg, tr.uncoded(12), rounds=-1, backend=spy)
     with pytest.raises(ValueError, match="n=7 must be a multiple of d=2"):
         tr.erasurehead(7, 2, 3)
+    with pytest.raises(ValueError, match="seed=-1 must be >= 0"):
+        tr.train(logreg, tr.uncoded(12), rounds=2, backend=spy, seed=-1)
+    with pytest.raises(TypeError, match="callback must be callable or None, got 3"):
+        tr.train(logreg, tr.uncoded(12), rounds=2, backend=spy, callback=3)
+    with pytest.raises(TypeError, match="checkpoint must be a directory path"):
+        tr.train(logreg, tr.uncoded(12), rounds=2, backend=spy, checkpoint=1)
+    with pytest.raises(TypeError, match="resume must be a bool, got 'yes'"):
+        tr.train(logreg, tr.uncoded(12), rounds=2, backend=spy, checkpoint=tmp_path,
+                 resume="yes")
+    with pytest.raises(ValueError, match="grad_error must be True, False or 'auto', got 1"):
+        tr.train(logreg, tr.uncoded(12), rounds=2, backend=spy, grad_error=1)
     assert not _SpyBackend.started
 
 

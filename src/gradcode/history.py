@@ -19,16 +19,53 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 import numpy as np
 
 __all__ = ["History"]
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO], None], *,
+                 mode: str = "w", replace: bool = True) -> str:
+    """Write a file so that readers see the old or the new content, never half of it.
+
+    ``write(fh)`` fills ``path + ".tmp"`` (opened as text for ``mode="w"``, binary for
+    ``"wb"``), which is flushed and fsynced; then (with
+    ``replace``) it is renamed over ``path`` and the directory is fsynced. Returns the
+    temporary path (``replace=False`` leaves it for the caller to ``os.replace``).
+    """
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    try:
+        with (open(tmp, "wb") if mode == "wb" else open(tmp, "w", newline="")) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    if replace:
+        os.replace(tmp, path)
+        fsync_dir(os.path.dirname(path) or ".")
+    return tmp
+
+
+def fsync_dir(directory: str) -> None:
+    """fsync a directory so that a rename in it survives a power loss (best effort)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,10 +148,9 @@ class History:
 
     # ------------------------------------------------------------------ files
     def to_json(self, path: str | os.PathLike) -> None:
-        """Write ``{"meta": ..., "rows": [...]}`` (NaN -> null, inf -> "inf")."""
-        with open(path, "w") as fh:
-            json.dump({"meta": _jsonable(self.meta), "rows": _jsonable(self.rows)}, fh,
-                      indent=1)
+        """Write ``{"meta": ..., "rows": [...]}`` (NaN -> null, inf -> "inf"); the file
+        is replaced atomically."""
+        write_atomic(path, lambda fh: json.dump(self.to_dict(), fh, indent=1))
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> History:
@@ -132,13 +168,15 @@ class History:
         return {"meta": _jsonable(self.meta), "rows": _jsonable(self.rows)}
 
     def to_csv(self, path: str | os.PathLike) -> None:
-        """One line per round; list columns are space-separated (dropped: ``;``-separated)."""
+        """One line per round; list columns are space-separated (dropped: ``;``-separated).
+        The file is replaced atomically."""
         columns: list[str] = []
         for r in self.rows:
             for key in r:
                 if key not in columns:
                     columns.append(key)
-        with open(path, "w", newline="") as fh:
+
+        def write(fh: IO) -> None:
             writer = csv.writer(fh)
             writer.writerow(columns)
             for r in self.rows:
@@ -152,3 +190,5 @@ class History:
                         v = repr(v)
                     line.append(v)
                 writer.writerow(line)
+
+        write_atomic(path, write)

@@ -45,7 +45,7 @@ from .backends import get_backend
 from .backends.base import WorkersLostError
 from .decoders import resolve
 from .errors import NotDecodableError
-from .history import History, _jsonable
+from .history import History, _jsonable, fsync_dir, write_atomic
 from .optimizers import Optimizer, make_optimizer
 from .schemes import Scheme, approximate, erasurehead, exact, ignore_stragglers, nested, uncoded
 from .stragglers import (
@@ -232,36 +232,31 @@ def coded_round(backend: Any, scheme: Scheme, round: int,
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _write_atomic(path: str, write: Callable[[str], None]) -> None:
-    tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(directory: str | os.PathLike, *, round: int, params: np.ndarray,
                     optimizer: Optimizer, history: History, fingerprint: dict,
                     extra: dict | None = None) -> None:
     """Save training state after ``round``: arrays in ``arrays.npz``, the rest in
-    ``state.json`` (no pickle). Files are replaced atomically."""
+    ``state.json`` (no pickle).
+
+    Both files are written in full (``*.tmp``, fsynced) before either replaces the old
+    one, arrays first; a crash between the two renames leaves a complete
+    ``state.json.tmp`` that :func:`load_checkpoint` uses, so a checkpoint on disk is never
+    half-written or mixed."""
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     arrays = {"params": np.asarray(params), "round": np.asarray(round)}
     arrays.update({f"opt.{k}": np.asarray(v) for k, v in optimizer.state_arrays().items()})
 
-    def write_npz(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    _write_atomic(os.path.join(directory, _ARRAYS_FILE), write_npz)
     state = {"format": 1, "round": int(round), "fingerprint": fingerprint,
              "optimizer": optimizer.state_json(), "history": history.to_dict(),
              "extra": extra or {}}
-
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            json.dump(_jsonable(state), fh)
-
-    _write_atomic(os.path.join(directory, _STATE_FILE), write_json)
+    apath = os.path.join(directory, _ARRAYS_FILE)
+    spath = os.path.join(directory, _STATE_FILE)
+    atmp = write_atomic(apath, lambda fh: np.savez(fh, **arrays), mode="wb", replace=False)
+    stmp = write_atomic(spath, lambda fh: json.dump(_jsonable(state), fh), replace=False)
+    os.replace(atmp, apath)
+    os.replace(stmp, spath)
+    fsync_dir(directory)
 
 
 def load_checkpoint(directory: str | os.PathLike) -> dict | None:
@@ -283,7 +278,14 @@ def load_checkpoint(directory: str | os.PathLike) -> dict | None:
             state = json.load(fh)
         with np.load(apath, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        if int(arrays["round"]) != int(state["round"]) and os.path.exists(spath + ".tmp"):
+            # save_checkpoint was interrupted between its two renames: the new arrays are
+            # in place and the matching state.json.tmp was complete before they were
+            with open(spath + ".tmp") as fh:
+                pending = json.load(fh)
+            if int(pending["round"]) == int(arrays["round"]):
+                state = pending
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"load_checkpoint: cannot read checkpoint in {directory!r}: {exc}") \
             from None
     if int(arrays["round"]) != int(state["round"]):
@@ -363,10 +365,18 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
     eval_every = check_int("train", "eval_every", eval_every, low=1)
     if target_loss is not None:
         target_loss = check_real("train", "target_loss", target_loss)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TypeError(f"train: seed must be a non-negative int, got {seed!r}")
-    if grad_error not in (True, False, "auto"):
+    seed = check_int("train", "seed", seed, low=0)
+    if not (grad_error is True or grad_error is False or grad_error == "auto"):
         raise ValueError(f"train: grad_error must be True, False or 'auto', got {grad_error!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"train: callback must be callable or None, got {callback!r} "
+                        f"({type(callback).__name__})")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"train: checkpoint must be a directory path (str or os.PathLike) or "
+                        f"None, got {checkpoint!r} ({type(checkpoint).__name__})")
+    if not isinstance(resume, bool):
+        raise TypeError(f"train: resume must be a bool, got {resume!r} "
+                        f"({type(resume).__name__})")
     if resume and checkpoint is None:
         raise ValueError("train: resume=True needs a checkpoint directory")
     code = scheme.code

@@ -45,6 +45,8 @@ import numpy as np
 
 __all__ = ["Arrival", "Backend", "RoundInfo", "WorkersLostError"]
 
+# helpers shared by the simulated, local and Ray backends (not part of the protocol)
+
 
 class WorkersLostError(RuntimeError):
     """Every worker is dead (or no worker answered and none can): training cannot go on."""
@@ -113,3 +115,46 @@ class Backend(Protocol):
 
     @property
     def alive(self) -> np.ndarray: ...
+
+
+class BackendState:
+    """Mixin of the built-in backends: ``round_info`` and ``alive`` read ``self._info``
+    (a :class:`RoundInfo`) and ``self._alive`` (bool mask), which the backend keeps."""
+
+    _info: RoundInfo
+    _alive: np.ndarray
+
+    @property
+    def round_info(self) -> RoundInfo:
+        """What happened in the last round besides the arrivals (see :class:`RoundInfo`)."""
+        return self._info
+
+    @property
+    def alive(self) -> np.ndarray:
+        """Boolean mask of the workers not known to be dead for good (a copy)."""
+        return self._alive.copy()
+
+
+def round_delays(model: Any, round: int, load: np.ndarray, n: int,
+                 time_scale: float = 1.0) -> np.ndarray:
+    """This round's validated injected delays ``model.sample(round, load) * time_scale``
+    (``inf``: the worker fails this round)."""
+    from ..stragglers import check_delays
+
+    return check_delays(model, model.sample(round, load), n) * time_scale
+
+
+def round_deadline(policy_state: Any, fallback: float | None = None) -> float | None:
+    """The round's deadline in seconds after its start: the wait state's ``deadline``,
+    else ``fallback`` (a backend's ``round_timeout``); None: no limit."""
+    deadline = getattr(policy_state, "deadline", None)
+    return fallback if deadline is None else deadline
+
+
+def bad_result(value: Any, dim: int | None = None) -> str | None:
+    """Why a worker's result must be dropped (wrong type or shape, NaN/inf), else None."""
+    if dim is not None and (not isinstance(value, np.ndarray) or value.shape != (dim,)):
+        return f"result of shape {getattr(value, 'shape', None)}, expected ({dim},)"
+    if not np.all(np.isfinite(value)):
+        return "non-finite result (NaN or inf)"
+    return None

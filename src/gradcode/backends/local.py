@@ -34,9 +34,17 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_real
-from ..stragglers import as_delay_model, check_delays
+from ..stragglers import as_delay_model
 from . import _worker
-from .base import Arrival, RoundInfo, WorkersLostError
+from .base import (
+    Arrival,
+    BackendState,
+    RoundInfo,
+    WorkersLostError,
+    bad_result,
+    round_deadline,
+    round_delays,
+)
 
 __all__ = ["LocalBackend"]
 
@@ -67,11 +75,15 @@ class _Sender(threading.Thread):
 
 
 def _shutdown(procs: list, conns: list, senders: list, grace: float) -> None:
-    for s in senders:
-        if s is not None:
-            s.queue.put(None)
-    for p, c in zip(procs, conns):
-        if p.is_alive():
+    # ask politely; a worker with a sender thread gets "close" through it (the main
+    # thread writing to the same pipe could interleave with, or block behind, a large
+    # message the thread is still sending to a busy or hung worker)
+    for i, (p, c) in enumerate(zip(procs, conns)):
+        sender = senders[i] if i < len(senders) else None
+        if sender is not None:
+            sender.queue.put([("obj", ("close",))])
+            sender.queue.put(None)
+        elif p.is_alive():
             try:
                 c.send(("close",))
             except (OSError, ValueError, BrokenPipeError):
@@ -99,7 +111,7 @@ def _shutdown(procs: list, conns: list, senders: list, grace: float) -> None:
             pass
 
 
-class LocalBackend:
+class LocalBackend(BackendState):
     """One process per worker on this machine (see module docstring).
 
     Args:
@@ -249,14 +261,6 @@ class LocalBackend:
         """The worker ``multiprocessing.Process`` objects (for tests and monitoring)."""
         return list(self._procs)
 
-    @property
-    def round_info(self) -> RoundInfo:
-        return self._info
-
-    @property
-    def alive(self) -> np.ndarray:
-        return self._alive.copy()
-
     # ------------------------------------------------------------------ rounds
     def _send(self, i: int, items: list[tuple[str, Any]], size: int) -> None:
         if size <= _INLINE_LIMIT and (self._senders[i] is None):
@@ -289,11 +293,8 @@ class LocalBackend:
         info = RoundInfo()
         self._info = info
         self._round = int(round)
-        delays = check_delays(self._model, self._model.sample(round, self._load), n)
-        delays = delays * self.time_scale
-        deadline = getattr(policy_state, "deadline", None)
-        if deadline is None:
-            deadline = self.round_timeout
+        delays = round_delays(self._model, round, self._load, n, self.time_scale)
+        deadline = round_deadline(policy_state, self.round_timeout)
         body = np.asarray(params, dtype=np.float64)
         if body.shape != (self._dim,):
             raise ValueError(f"LocalBackend: params must have shape ({self._dim},), got "
@@ -325,9 +326,14 @@ class LocalBackend:
                     continue
                 conn = self._conns[i]
                 if obj is not conn:                          # sentinel: process ended
-                    self._drain(i, info)
+                    # a result it sent before dying still counts (the sentinel may be
+                    # reported before the pipe in the same wait)
+                    last = self._drain(i, info, t0)
                     self._forget(i, pending, by_obj)
                     self._mark_dead(i)
+                    if last is not None:
+                        info.end_time = last.time
+                        yield last
                     if self._tell(policy_state, i, None, t0, "dead", info):
                         return
                     continue
@@ -380,13 +386,19 @@ class LocalBackend:
         by_obj.pop(self._conns[i], None)
         by_obj.pop(self._procs[i].sentinel, None)
 
-    def _drain(self, i: int, info: RoundInfo) -> None:
-        """Read whatever a dead worker managed to send (ignored: the round is lost)."""
+    def _drain(self, i: int, info: RoundInfo, t0: float) -> Arrival | None:
+        """Read whatever a dead worker managed to send; return its valid result of this
+        round, if any (other messages are discarded, stale ones counted as late)."""
+        found = None
         try:
             while self._conns[i].poll(0):
-                self._conns[i].recv()
+                msg = self._conns[i].recv()
+                arrival = self._accept(i, msg, info, t0)
+                if arrival is not None and arrival.kind == "result":
+                    found = arrival
         except (EOFError, OSError):
             pass
+        return found
 
     def _accept(self, i: int, msg: tuple, info: RoundInfo, t0: float) -> Arrival | None:
         kind, rnd = msg[0], msg[1]
@@ -399,14 +411,9 @@ class LocalBackend:
             return None
         now = time.perf_counter() - t0
         if kind == "result":
-            value = msg[3]
-            if not isinstance(value, np.ndarray) or value.shape != (self._dim,):
-                info.dropped.append((i, f"result of shape {getattr(value, 'shape', None)}, "
-                                        f"expected ({self._dim},)"))
-                self._busy[i] = False
-                return None
-            if not np.all(np.isfinite(value)):
-                info.dropped.append((i, "non-finite result (NaN or inf)"))
+            reason = bad_result(msg[3], self._dim)
+            if reason is not None:
+                info.dropped.append((i, reason))
                 self._busy[i] = False
                 return None
         return Arrival(i, msg[3], now, rnd, kind)

@@ -40,8 +40,16 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_int, check_real
-from ..stragglers import as_delay_model, check_delays
-from .base import Arrival, RoundInfo, WorkersLostError
+from ..stragglers import as_delay_model
+from .base import (
+    Arrival,
+    BackendState,
+    RoundInfo,
+    WorkersLostError,
+    bad_result,
+    round_deadline,
+    round_delays,
+)
 
 __all__ = ["RayBackend", "connect", "parse_address", "probe"]
 
@@ -229,7 +237,7 @@ def connect(address: str = "local", *, num_cpus: int | None = None,
 
 
 # ---------------------------------------------------------------------------- backend
-class RayBackend:
+class RayBackend(BackendState):
     """Run the workers of a code as Ray actors on a cluster (or one machine).
 
     Args:
@@ -454,16 +462,6 @@ class RayBackend:
         self._alive = np.zeros(0, dtype=bool)
 
     # ---------------------------------------------------------------- protocol
-    @property
-    def round_info(self) -> RoundInfo:
-        """What happened in the last round besides the arrivals (see :class:`RoundInfo`)."""
-        return self._info
-
-    @property
-    def alive(self) -> np.ndarray:
-        """Boolean mask of workers not known to be dead for good."""
-        return self._alive.copy()
-
     def run_round(self, round: int, params: np.ndarray,
                   policy_state: Any) -> Iterator[Arrival]:
         """Broadcast ``params`` once, stream the workers' answers in arrival order.
@@ -488,11 +486,8 @@ class RayBackend:
         code = self.code
         n = code.n
         round = int(round)
-        delays = check_delays(self._model, self._model.sample(round, self.load), n)
-        delays = delays * self.time_scale
-        deadline = getattr(policy_state, "deadline", None)
-        if deadline is None:
-            deadline = self.round_timeout
+        delays = round_delays(self._model, round, self.load, n, self.time_scale)
+        deadline = round_deadline(policy_state, self.round_timeout)
         info = RoundInfo()
         self._info = info
         self._round = round
@@ -575,11 +570,9 @@ class RayBackend:
             info.late += 1
             return None
         value = np.asarray(value)
-        if value.shape != shape:
-            info.dropped.append((worker, f"wrong shape {value.shape}, expected {shape}"))
-            return None
-        if not np.all(np.isfinite(value)):
-            info.dropped.append((worker, "non-finite result"))
+        reason = bad_result(value, shape[0])
+        if reason is not None:
+            info.dropped.append((worker, reason))
             return None
         self.bytes_returned += value.nbytes
         return value

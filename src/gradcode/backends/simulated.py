@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from ..stragglers import as_delay_model, check_delays
-from .base import Arrival, RoundInfo
+from ..stragglers import as_delay_model
+from .base import Arrival, BackendState, RoundInfo, bad_result, round_deadline, round_delays
 
 __all__ = ["SimulatedBackend"]
 
 
-class SimulatedBackend:
+class SimulatedBackend(BackendState):
     """Virtual-clock backend (see module docstring).
 
     Attributes:
@@ -57,19 +57,11 @@ class SimulatedBackend:
         self._load = code.row_support.astype(np.float64)
         self._alive = np.ones(code.n, dtype=bool)
 
-    @property
-    def round_info(self) -> RoundInfo:
-        return self._info
-
-    @property
-    def alive(self) -> np.ndarray:
-        return self._alive.copy()
-
     def run_round(self, round: int, params: np.ndarray,
                   policy_state: Any) -> Iterator[Arrival]:
         code = self._code
-        delays = check_delays(self._model, self._model.sample(round, self._load), code.n)
-        deadline = getattr(policy_state, "deadline", None)
+        delays = self.sample_delays(round)
+        deadline = round_deadline(policy_state)
         G = np.asarray(self._problem.partition_gradients(params))
         F = code.B @ G                                   # n x dim, every worker's message
         info = RoundInfo(true_gradient=G.sum(axis=0))
@@ -81,8 +73,9 @@ class SimulatedBackend:
         last = 0.0
         for i in order:
             value = F[i]
-            if not np.all(np.isfinite(value)):
-                info.dropped.append((int(i), "non-finite result"))
+            reason = bad_result(value)
+            if reason is not None:
+                info.dropped.append((int(i), reason))
                 continue
             last = float(delays[i])
             info.end_time = last
@@ -97,7 +90,7 @@ class SimulatedBackend:
     def sample_delays(self, round: int) -> np.ndarray:
         """This round's validated delays d_i = model.sample(round, load) (load = the row
         supports of B), exactly what :meth:`run_round` draws."""
-        return check_delays(self._model, self._model.sample(round, self._load), self._code.n)
+        return round_delays(self._model, round, self._load, self._code.n)
 
     def partition_gradients(self, params: np.ndarray) -> np.ndarray:
         """All k partition gradients at ``params`` (k x dim)."""
