@@ -147,6 +147,33 @@ def test_decompile_grad_to_file(tmp_path):
     np.testing.assert_allclose(np.asarray(fn(w, x)), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
+def test_decompile_wrong_number_of_shapes(tmp_path, monkeypatch):
+    pytest.importorskip("jax")
+    (tmp_path / "mod2.py").write_text("def loss(w, x):\n    return (x @ w).sum()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mod2", raising=False)
+    result = invoke("decompile", "mod2:loss", "--args-shapes", "3")
+    assert_one_line_error(result, "args_shapes", "mod2:loss", "1 positional")
+
+
+def test_unbiased_decoder_without_deadline_is_noted(tmp_path):
+    from gradcode.codes import CATALOGUE
+
+    if "heterogeneous" not in CATALOGUE:
+        pytest.skip("no heterogeneous family")
+    cfg = tmp_path / "h.toml"
+    cfg.write_text('workers = 6\nrounds = 3\nbackend = "simulated"\n'
+                   '[problem]\ndataset = "synthetic"\nsamples = 120\ndim = 3\n'
+                   '[delays]\nslow_workers = [1]\n'
+                   '[[schemes]]\ncode = "heterogeneous"\nname = "h-first"\n'
+                   '[[schemes]]\ncode = "heterogeneous"\nwait = "deadline"\n'
+                   'deadline = 0.05\nname = "h-deadline"\n')
+    result = invoke("compare", "--config", cfg, "--out", tmp_path / "o", "--quiet")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "unbiased" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: h-first:"), result.stderr
+
+
 def test_decompile_bad_target():
     pytest.importorskip("jax")
     result = invoke("decompile", "no_such_module_xyz:f", "--args-shapes", "3")
@@ -219,6 +246,9 @@ def test_compare_default_lineup_simulated(tmp_path):
 
     if "heterogeneous" in CATALOGUE:
         assert "heterogeneous" in names
+        # first-r responders are no independent draw: its "unbiased" decoder would be biased
+        het = next(s for s in summary["schemes"] if s["name"] == "heterogeneous")
+        assert het["decoder"] == "optimal" and het["wait"].startswith("first(")
     if "nested" in CATALOGUE:
         assert "nested" in names or "nested (fixed)" in names
     base = summary["schemes"][0]

@@ -15,6 +15,8 @@ the same optimizer, and every worker i in round t is delayed by ``load_i * u[t, 
 worker that is slow for one scheme is slow for all of them.
 
 The summary's numbers are rounded to 4 significant digits; the table shows exactly them.
+The target loss is kept exact, so ``rounds_to_target`` and ``time_to_target`` can be
+recomputed from history.csv and summary.json.
 """
 
 from __future__ import annotations
@@ -171,12 +173,11 @@ def _code_kwargs(entry: Any, sc: SchemeConfig, cfg: ExperimentConfig) -> dict[st
         kwargs["k"] = 2 * n // d
     if sc.code == "heterogeneous" and "p" not in sc.params:
         kwargs["p"] = _straggle_probabilities(cfg)
-        kwargs.setdefault("k", n)
         if "k" not in sc.params:
             kwargs["k"] = n
     for key in list(kwargs):
         if key not in sig:
-            raise ValueError(f"{key}: not a parameter of {sc.code}; allowed: "
+            raise ValueError(f"params.{key}: not a parameter of {sc.code}; allowed: "
                              f"{', '.join(sig)}")
     return kwargs
 
@@ -226,7 +227,7 @@ def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme")
                 base = sch.exact(code, decoder=decoder)
             else:
                 base = sch.approximate(code, r=_default_r(n), decoder=decoder)
-        name = sc.name or _pretty_name(sc, base)
+        name = sc.name or base.name
         if sc.decoder is None and sc.wait is None:
             return replace(base, name=name)        # keeps a Scheme subclass (nested)
         decoder = sc.decoder or base.decoder
@@ -252,10 +253,6 @@ def nested_protocol_available(backend: str) -> bool:
 
     return (backend in ("simulated", "local") and hasattr(sch, "nested")
             and importlib.util.find_spec("gradcode.nested_scheme") is not None)
-
-
-def _pretty_name(sc: SchemeConfig, base: Any) -> str:
-    return base.name
 
 
 def _bibd_design(n: int) -> str | None:
@@ -303,7 +300,11 @@ def default_lineup(cfg: ExperimentConfig) -> list[tuple[str, SchemeConfig]]:
          SchemeConfig("graph_scheme", {"d": DEFAULT_D}, wait="first", r=r)),
     ]
     if "heterogeneous" in CATALOGUE:
-        lineup.append(("heterogeneous", SchemeConfig("heterogeneous", wait="first", r=r)))
+        # Its own decoder, "unbiased" (fixed weights 1/(1-p_i)), is unbiased only when each
+        # worker answers independently with probability 1-p_i, i.e. under a deadline; the
+        # first-r responders here are not such a draw, so it decodes optimally like the others.
+        lineup.append(("heterogeneous", SchemeConfig("heterogeneous", decoder="optimal",
+                                                     wait="first", r=r)))
     if "nested" in CATALOGUE:
         label = "nested" if nested_protocol_available(cfg.backend) else "nested (fixed)"
         lineup.append((label, SchemeConfig("nested")))
@@ -342,6 +343,11 @@ def prepare(cfg: ExperimentConfig) -> Plan:
         seen[scheme.name] = seen.get(scheme.name, 0) + 1
         if seen[scheme.name] > 1:
             built[i] = replace(scheme, name=f"{scheme.name} #{seen[scheme.name]}")
+    for scheme in built:
+        if scheme.decoder == "unbiased" and getattr(scheme.wait, "deadline", None) is None:
+            notes.append(f"{scheme.name}: decoder 'unbiased' is unbiased only when workers "
+                         f"answer independently by a deadline; with {scheme.wait.name} it is "
+                         "biased (set wait = \"deadline\" or decoder = \"optimal\")")
     if not built:
         raise ValueError(f"workers={cfg.workers}: no scheme of the default line-up fits; "
                          f"give [[schemes]] in a config")
@@ -514,7 +520,7 @@ def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: fl
         "backend": cfg.backend,
         "time_axis": clock,
         "time_key": "time",
-        "target_loss": _sig(target),
+        "target_loss": None if target is None else float(target),   # exact: reach uses it
         "interrupted": interrupted,
         "elapsed": _sig(elapsed),
         "notes": list(plan.notes) + list(plan.remarks),

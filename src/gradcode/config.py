@@ -15,6 +15,7 @@ The layout (every key optional; see ``examples/*.toml``)::
     lr = 0.5                 # or "auto" (1 / L)
     optimizer = "gd"         # gd | nesterov | momentum
     target_loss = "auto"     # a number, or "auto": the loss exact GD reaches at 75% of rounds
+    name = "compare"         # the title: "gradcode NAME: ..." ("run" for gradcode run)
 
     [problem]
     kind = "logistic_regression"    # least_squares | logistic_regression | softmax_regression
@@ -28,7 +29,8 @@ The layout (every key optional; see ``examples/*.toml``)::
     [delays]
     model = "shifted_exponential"   # none | exponential | shifted_exponential | pareto
     shift = 0.004
-    mean = 0.004
+    mean = 0.004                    # the scale for pareto
+    shape = 2.5                     # pareto only
     slow_workers = [3, 8]
     slow_factor = 8.0
     fail_prob = 0.0
@@ -39,6 +41,8 @@ The layout (every key optional; see ``examples/*.toml``)::
     decoder = "frc_group"           # default: the family's decoder
     wait = "until_decodable"        # all | first | deadline | until_decodable | until_error
                                     # | erasurehead
+                                    # its arguments: r = 10 (first), deadline = 0.05 (s,
+                                    # deadline), eps (until_error), w (erasurehead)
     name = "FRC s=2"
 
 ``gradcode run`` takes the same file with exactly one scheme (``[scheme]`` or one
@@ -390,7 +394,7 @@ def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConf
                    f"({_typename(target)})")
     else:
         target_loss = float(target)
-    name = _get(t, "", "name", str, d.name)
+    name = _get(t, "", "name", str, "run" if single else d.name)
     problem = _parse_problem(t.get("problem", {}))
     delays = _parse_delays(t.get("delays", {}), workers)
 

@@ -127,6 +127,15 @@ def cli_decompile(target: str, args_shapes: list[str], grad: bool = False) -> st
                          f"got {args_shapes!r}")
     fn = load_target(target)
     specs = [parse_shape(s) for s in args_shapes]
+    try:
+        import inspect
+
+        inspect.signature(fn).bind(*specs)
+    except TypeError as exc:
+        raise ValueError(f"args_shapes: {target} cannot take {len(specs)} positional "
+                         f"argument(s) ({exc}); give one spec per argument") from None
+    except ValueError:  # no signature (some builtins): let tracing decide
+        pass
     if grad:
         if not specs:
             raise ValueError("args_shapes: --grad needs at least one argument, got []")

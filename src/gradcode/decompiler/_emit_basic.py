@@ -29,7 +29,7 @@ _PLAIN_UNARY = {
     "real": "lax.real", "imag": "lax.imag", "conj": "lax.conj", "square": "lax.square",
     "population_count": "lax.population_count", "clz": "lax.clz",
     "bessel_i0e": "lax.bessel_i0e", "bessel_i1e": "lax.bessel_i1e",
-    "stop_gradient": "lax.stop_gradient", "copy": "jnp.copy", "neg": "lax.neg",
+    "stop_gradient": "lax.stop_gradient", "copy": "jnp.copy",
 }
 _BINARY = {
     "add": "lax.add", "add_any": "lax.add", "sub": "lax.sub", "mul": "lax.mul",
@@ -92,8 +92,6 @@ def _binary(name: str, fn: str):
 for _n in _ACCURACY_UNARY:
     register(_n)(_unary_with_accuracy(f"lax.{_n}"))
 for _n, _f in _PLAIN_UNARY.items():
-    if _n == "neg":
-        continue
     register(_n)(_unary(_f))
 for _n, _f in _BINARY.items():
     register(_n)(_binary(_n, _f))

@@ -27,6 +27,15 @@ def _ret_tuple(outs: list[Expr], ins: list[Expr]) -> Expr:
     return seq(outs, "()")
 
 
+def _custom_call_parts(e: EqnInfo, jaxpr: Any) -> tuple[list, list, Any, list, str]:
+    """(consts, args, open jaxpr, its consts, name hint) of a custom JVP/VJP call."""
+    ncon = e.params.get("num_consts", 0)
+    inner, jconsts = _open(jaxpr)
+    hint = e.params.get("name") or getattr(getattr(inner, "debug_info", None), "func_name",
+                                           None) or "custom_fn"
+    return e.args[:ncon], e.args[ncon:], inner, jconsts, hint
+
+
 @register("jit", "pjit", "closed_call", "core_call")
 def emit_jit(e: EqnInfo) -> Expr:
     """``jax.jit(inner)(*args)``; the inner function keeps the jit's name."""
@@ -142,11 +151,7 @@ def emit_custom_jvp_call(e: EqnInfo) -> Expr:
     plain calls of their primal (keeps the output finite; values unchanged).
     """
     p = e.params
-    ncon = p.get("num_consts", 0)
-    consts, args = e.args[:ncon], e.args[ncon:]
-    jaxpr, jconsts = _open(p["call_jaxpr"])
-    hint = p.get("name") or getattr(getattr(jaxpr, "debug_info", None), "func_name", None) \
-        or "custom_fn"
+    consts, args, jaxpr, jconsts, hint = _custom_call_parts(e, p["call_jaxpr"])
     ctx = e.ctx
     keep_rule = ctx.rule_depth == 0
     rule = None
@@ -230,11 +235,8 @@ def emit_custom_vjp_call(e: EqnInfo) -> Expr:
     only the primal is emitted; values are unchanged.
     """
     p = e.params
-    ncon = p.get("num_consts", 0)
-    consts, args = e.args[:ncon], e.args[ncon:]
-    jaxpr, jconsts = _open(p.get("call_jaxpr", p.get("fun_jaxpr")))
-    hint = p.get("name") or getattr(getattr(jaxpr, "debug_info", None), "func_name", None) \
-        or "custom_fn"
+    consts, args, jaxpr, jconsts, hint = _custom_call_parts(e, p.get("call_jaxpr",
+                                                                     p.get("fun_jaxpr")))
     ctx = e.ctx
     rule = None
     if ctx.rule_depth == 0 and "fwd_jaxpr_thunk" in p and "bwd" in p:
