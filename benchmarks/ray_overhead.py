@@ -9,8 +9,9 @@ both see the same machine load; the ratio of medians is reported (target <= 1.2)
 Part 2: 64 workers and a 1e6-float model: per-round latency of both and the megabytes
 moved per round (one broadcast of the parameters, n results back).
 
-Run:  python benchmarks/ray_overhead.py [--quick]
-Writes benchmarks/results/ray_overhead.md.
+Run:  python benchmarks/ray_overhead.py [--quick] [--part {1,2}]
+Writes benchmarks/results/ray_overhead.md (``--part N`` reruns one part and keeps the
+other part's section of the existing file).
 """
 
 from __future__ import annotations
@@ -193,31 +194,63 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds (smoke run)")
     ap.add_argument("--num-cpus", type=int, default=os.cpu_count())
+    ap.add_argument("--part", type=int, choices=(1, 2), default=None,
+                    help="run only this part; the other part's section of the existing "
+                         "results file is kept")
     args = ap.parse_args(argv)
     blocks, rounds1, rounds2 = (2, 10, 3) if args.quick else (4, 25, 5)
+    r1 = r2 = None
     connect("local", num_cpus=args.num_cpus)
     try:
-        r1 = part1(blocks, rounds1)
-        print(f"part 1: n={r1['n']} dim={r1['dim']}: gradcode {r1['ours'] * 1e3:.2f} ms, "
-              f"bare {r1['bare'] * 1e3:.2f} ms, ratio {r1['ours'] / r1['bare']:.2f}",
-              flush=True)
-        r2 = part2(rounds2)
-        print(f"part 2: n={r2['n']} dim={r2['dim']}: gradcode {r2['ours']:.3f} s, bare "
-              f"{r2['bare']:.3f} s, ratio {r2['ours'] / r2['bare']:.2f}; MB per round: "
-              f"{r2['sent_mb']:.1f} broadcast + {r2['back_mb']:.1f} returned", flush=True)
+        if args.part in (None, 1):
+            r1 = part1(blocks, rounds1)
+            print(f"part 1: n={r1['n']} dim={r1['dim']}: gradcode {r1['ours'] * 1e3:.2f} ms, "
+                  f"bare {r1['bare'] * 1e3:.2f} ms, ratio {r1['ours'] / r1['bare']:.2f}",
+                  flush=True)
+        if args.part in (None, 2):
+            r2 = part2(rounds2)
+            print(f"part 2: n={r2['n']} dim={r2['dim']}: gradcode {r2['ours']:.3f} s, bare "
+                  f"{r2['bare']:.3f} s, ratio {r2['ours'] / r2['bare']:.2f}; MB per round: "
+                  f"{r2['sent_mb']:.1f} broadcast + {r2['back_mb']:.1f} returned", flush=True)
     finally:
         ray.shutdown()
-    load = os.getloadavg()
-    text = f"""# Ray backend overhead
+    write_results(args, blocks, r1, r2)
+    return 0
 
-Command: `python benchmarks/ray_overhead.py{' --quick' if args.quick else ''}` on one
+
+def _old_sections(path):
+    """The '## 1.' and '## 2.' sections of an existing results file (text or None)."""
+    try:
+        with open(path) as fh:
+            text = fh.read()
+    except OSError:
+        return None, None
+    i1, i2 = text.find("\n## 1."), text.find("\n## 2.")
+    s1 = text[i1 + 1:i2 if i2 > i1 else len(text)] if i1 >= 0 else None
+    s2 = text[i2 + 1:] if i2 >= 0 else None
+    return s1, s2
+
+
+def write_results(args, blocks, r1, r2):
+    old1, old2 = _old_sections(RESULTS)
+    load = os.getloadavg()
+    cmd = "python benchmarks/ray_overhead.py" + (" --quick" if args.quick else "") + \
+        (f" --part {args.part}" if args.part else "")
+    kept = ""
+    if args.part is not None:
+        kept = (f" Only part {args.part} was rerun by this command; the other part's "
+                f"section is kept from the previous full run.")
+    head = f"""# Ray backend overhead
+
+Command: `{cmd}` on one
 machine ({platform.machine()}, {os.cpu_count()} CPUs, Ray {ray.__version__}, Python
 {platform.python_version()}), a local Ray cluster with {args.num_cpus} CPUs. Load average
 during the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min; the machine is
 shared, so absolute times are noisy; both sides are measured in alternating blocks of
-the same run, and the ratio is what to read).
+the same run, and the ratio is what to read).{kept}
 
-## 1. Per-round latency: gradcode on Ray vs a bare `ray.wait` loop
+"""
+    sec1 = old1 if r1 is None else f"""## 1. Per-round latency: gradcode on Ray vs a bare `ray.wait` loop
 
 n = {r1['n']} workers, FRC(s=1), least squares with {r1['dim']} parameters, wait for all,
 {r1['rounds']} rounds per side in {blocks} alternating blocks.
@@ -233,7 +266,8 @@ cancellation, decoding, optimizer step, history row); bare = plain actors, one
 
 Target: ratio <= 1.2.
 
-## 2. 64 workers, a 1e6-float model
+"""
+    sec2 = old2 if r2 is None else f"""## 2. 64 workers, a 1e6-float model
 
 n = {r2['n']} workers (FRC, s=1, load 2), {r2['dim']:,} float64 parameters (8 MB),
 {r2['rounds']} rounds, trivial gradients, so the round is all communication.
@@ -251,11 +285,12 @@ of results returned to the master (n x 8 MB) = {r2['sent_mb'] + r2['back_mb']:.1
 The 64 bare actors held {r2['actors_rss_mb']:.0f} MB resident in all. Whole gradcode run
 including starting 64 actors: {r2['total_ours']:.1f} s.
 """
+    body = "".join(sec.rstrip("\n") + "\n\n" for sec in (sec1, sec2) if sec)
+    text = head + body.rstrip("\n") + "\n"
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as fh:
         fh.write(text)
     print(f"wrote {RESULTS}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ counter), so a cancelled or late round leaves no backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import time
@@ -71,8 +72,17 @@ class GradientWorker:
         self.latest_round = -1
         self.started = time.time()
 
-    async def ready(self) -> tuple[int, int, str]:
-        """(worker, pid, node id or "") once the partitions are loaded."""
+    async def ready(self, dim: int | None = None) -> tuple[int, int, str]:
+        """(worker, pid, node id or "") once the partitions are loaded.
+
+        With ``dim``, first compute one throw-away f_i at zero parameters, so the first
+        real round does not pay for cold pages of the partitions (mapped from the object
+        store) and first-call imports; an error there is left for the rounds to report.
+        """
+        if dim is not None:
+            # an error here is left for a real round to report as a worker error
+            with contextlib.suppress(Exception), np.errstate(all="ignore"):
+                self._gradient(np.zeros(int(dim)))
         node = ""
         try:
             import ray

@@ -418,7 +418,7 @@ class RayBackend(BackendState):
             actors.append(remote_cls.options(**opts).remote(
                 i, cols, B.data[lo:hi].copy(), [self._part_refs[int(j)] for j in cols]))
         self._actors = actors
-        refs = [a.ready.remote() for a in actors]
+        refs = [a.ready.remote(int(problem.dim)) for a in actors]   # and warm up
         try:
             infos = ray.get(refs, timeout=self.start_timeout)
         except ray.exceptions.GetTimeoutError:
@@ -491,7 +491,8 @@ class RayBackend(BackendState):
         info = RoundInfo()
         self._info = info
         self._round = round
-        params = np.array(params, dtype=np.float64, copy=True)
+        # no defensive copy: ray.put below serialises a snapshot of params at once
+        params = np.ascontiguousarray(params, dtype=np.float64)
         if params.shape != (self._dim,):
             raise ValueError(f"ray backend: params must have shape ({self._dim},), got "
                              f"{params.shape}")
@@ -512,22 +513,20 @@ class RayBackend(BackendState):
                     timeout = deadline - (time.monotonic() - t0)
                     if timeout <= 0:
                         break
-                refs = list(pending)
-                ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
+                # one ray.wait per arrival (as a bare loop does): when several answers
+                # are already done, the next call returns at once with the next one
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
                 if not ready:
                     break                             # deadline passed
-                if rest:                              # drain everything else already done
-                    more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-                    ready += more
                 now = time.monotonic() - t0
-                for ref in ready:
-                    worker = pending.pop(ref)
-                    value = self._collect(ray, ref, worker, round, shape, info)
-                    if value is None:
-                        continue
-                    last = now
-                    info.end_time = now
-                    yield Arrival(worker, value, now, round)
+                ref = ready[0]
+                worker = pending.pop(ref)
+                value = self._collect(ray, ref, worker, round, shape, info)
+                if value is None:
+                    continue
+                last = now
+                info.end_time = now
+                yield Arrival(worker, value, now, round)
             if deadline is not None and pending:
                 info.end_time = float(deadline)
             else:
