@@ -109,6 +109,19 @@ def _check_problem(problem: Any) -> None:
                             f".{attr}), got {type(problem).__name__}")
 
 
+def _accumulate(total: np.ndarray, weight: Any, value: np.ndarray) -> None:
+    """total += weight * value, in place (BLAS axpy for real float64 vectors: no
+    temporary of the model's size per responder)."""
+    value = np.asarray(value)
+    if (total.dtype == np.float64 and value.dtype == np.float64 and value.ndim == 1
+            and value.shape == total.shape and not np.iscomplexobj(weight)):
+        from scipy.linalg.blas import daxpy
+
+        daxpy(value, total, a=float(weight))
+    else:
+        total += weight * value
+
+
 def decode_round(scheme: Scheme, responders: list[int],
                  values: dict[int, np.ndarray], dim: int) -> tuple[np.ndarray, Any, str]:
     """Decode one round: returns (g_hat, Decoding, name of the decoder used).
@@ -130,7 +143,7 @@ def decode_round(scheme: Scheme, responders: list[int],
             getattr(scheme.fallback, "__name__", "custom")
     g_hat = np.zeros(dim, dtype=np.result_type(dec.weights.dtype, np.float64))
     for i in order[dec.weights[order] != 0]:
-        g_hat += dec.weights[i] * values[int(i)]
+        _accumulate(g_hat, dec.weights[i], values[int(i)])
     if np.iscomplexobj(g_hat):
         g_hat = g_hat.real
     return np.asarray(g_hat, dtype=np.float64), dec, used
