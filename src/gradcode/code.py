@@ -45,7 +45,7 @@ class Code:
     B: sp.csr_array
     name: str = "custom"
     params: dict[str, Any] = field(default_factory=dict)
-    tolerates_: int | None = None
+    _tolerates: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, B: Any, name: str = "custom", *, params: dict[str, Any] | None = None,
@@ -62,7 +62,7 @@ class Code:
         object.__setattr__(self, "B", matrix)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "params", dict(params or {}))
-        object.__setattr__(self, "tolerates_", None if tolerates is None else int(tolerates))
+        object.__setattr__(self, "_tolerates", None if tolerates is None else int(tolerates))
         object.__setattr__(self, "meta", dict(meta or {}))
         object.__setattr__(self, "_cache", OrderedDict())
 
@@ -104,9 +104,15 @@ class Code:
     @property
     def tolerates(self) -> int:
         """Stragglers that are always decodable exactly (0 for approximate codes)."""
-        if self.tolerates_ is None:
-            object.__setattr__(self, "tolerates_", _search_tolerates(self))
-        return int(self.tolerates_)
+        if self._tolerates is None:
+            object.__setattr__(self, "_tolerates", _search_tolerates(self))
+        return int(self._tolerates)
+
+    @property
+    def tolerates_if_known(self) -> int | None:
+        """``tolerates`` when already known (given or searched), else None: lets callers
+        skip the exhaustive search a user matrix's ``tolerates`` may trigger."""
+        return self._tolerates
 
     def toarray(self) -> np.ndarray:
         """Dense copy of B."""

@@ -234,7 +234,7 @@ class _DecodableState(_CoverageState):
         count = len(self.responders)
         if count >= self.code.n:
             return True
-        known = self.code.tolerates_
+        known = self.code.tolerates_if_known
         if known is not None and known > 0 and count >= self.code.n - known:
             return True
         if self._n_covered < self.code.k:
