@@ -200,3 +200,76 @@ def test_local_master_side_decides_stops_and_fails_cleanly():
     assert not state.on_message(arr(0, "dead", None))
     assert not state.on_message(arr(1, "dropped", "worker error: boom"))
     assert state.on_message(arr(2, "dead", None)) and state.failed and be.stops == []
+
+
+# ---------------------------------------------------------------------------- ray
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for the Ray tests of this module, always shut down."""
+    ray = pytest.importorskip("ray")
+    from gradcode.backends.ray import connect
+
+    assert not ray.is_initialized(), "another test left Ray running"
+    assert connect("local", num_cpus=2) is True
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("family, n, levels", [("cyclic", 6, LEVELS),
+                                               ("dyadic_frc", 4, (0, 1, 3))])
+def test_ray_exact_and_one_slow_worker(ray_session, family, n, levels):
+    prob = _problem(n)
+    scheme = gc.schemes.nested(gc.codes.nested(n, levels, family=family, seed=0))
+    slow = n - 1
+    # the slow worker's first task takes 2 s: level 0 would wait for it, level 1 does not
+    delays = st.Constant([0.05] * (n - 1) + [2.0 * (levels[-1] + 1)])
+    kwargs = {"rounds": 4, "lr": 0.05, "delays": delays, "grad_error": True}
+    hist = tr.train(prob, scheme, backend="ray", backend_options={"round_timeout": 60},
+                    **kwargs)
+    ref = tr.train(prob, scheme, backend="simulated", **kwargs)
+    assert hist.meta["backend"] == "ray"
+    _check_rows(hist, k_levels=levels)
+    np.testing.assert_allclose(hist.column("loss"), ref.column("loss"), rtol=1e-9)
+    for row in hist:
+        assert row["nested_level"] == 1 and slow not in row["responders"]
+        assert row["nested_stops"] == n and row["round_time"] < 2.0
+        assert row["nested_beacons"] >= row["n_responders"]     # each asked one reported
+        assert row["dead"] == 0
+
+
+@pytest.mark.ray
+def test_ray_dead_actor_is_a_dead_worker(ray_session):
+    from gradcode.backends.ray import RayBackend
+
+    ray = ray_session
+    n = 6
+    prob = _problem(n)
+    scheme = gc.schemes.nested(gc.codes.nested(n, LEVELS, seed=0))
+    be = RayBackend(round_timeout=60)
+    killed: list[int] = []
+
+    def callback(row):
+        if row["round"] == 0:                          # between rounds
+            ray.kill(be._actors[1], no_restart=True)
+            killed.append(1)
+        elif row["round"] == 1:                        # during round 2
+            threading.Timer(0.02, ray.kill, (be._actors[4],),
+                            {"no_restart": True}).start()
+            killed.append(4)
+
+    try:
+        hist = tr.train(prob, scheme, rounds=5, backend=be, grad_error=True,
+                        delays=st.Constant(0.3), callback=callback)
+    finally:
+        be.close()
+    assert killed == [1, 4]
+    _check_rows(hist)
+    assert hist.final["dead"] == 2
+    assert all(1 not in r["responders"] for r in hist.rows[1:])
+    assert all(4 not in r["responders"] for r in hist.rows[3:])
+    assert hist[0]["nested_stops"] == n
+    assert all(r["nested_level"] == 2 for r in hist.rows[3:])
+    assert ray.is_initialized()                        # the backend did not own Ray

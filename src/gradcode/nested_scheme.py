@@ -30,7 +30,13 @@ on every round the nested time is min over the levels of the fixed codes' times
   ``stop_round()`` releases the others. A worker that dies (or errs) is dropped from the
   :class:`NestedMaster`; if it was asked for a vector the master decides again and asks
   the new workers. The round time is when the last needed vector arrived.
-* other backends (Ray): not supported yet (``NotImplementedError``).
+* ``ray``: the same protocol on the actors (:meth:`gradcode.backends.ray.RayBackend.
+  run_nested_round`): each worker's ``nested_round`` is a Ray streaming generator yielding
+  one PROGRESS beacon per task (same timing as local), STOP(level) is
+  ``backend.stop_round({worker: level})`` (an actor call ``nested_stop`` whose answer is
+  the worker's level vector), a dead actor is a dead worker. The master side
+  (:class:`_LocalRound`) is the local one.
+* other backends: not supported (``NotImplementedError``).
 
 History columns added to every row of a nested run (``RoundResult.extra``):
 ``nested_level`` (the level s used, -1 when the round could not decode; dyadic FRC: the
@@ -93,15 +99,18 @@ class NestedScheme(Scheme):
 
         Raises:
             ValueError: the local backend already has a custom (non-nested) task_factory.
-            NotImplementedError: the backend is neither simulated nor local (raised before
-                any worker starts).
+            NotImplementedError: the backend is neither simulated, local nor ray (raised
+                before any worker starts).
         """
         if callable(getattr(backend, "sample_delays", None)):
             return                                          # simulated: nothing to install
+        if callable(getattr(backend, "run_nested_round", None)):
+            return                                          # ray: the actors have it
         if not isinstance(backend, LocalBackend):
             raise NotImplementedError(
                 f"scheme {self.name!r}: the nested protocol runs on the 'simulated' and "
-                f"'local' backends, not on {getattr(backend, 'name', type(backend).__name__)!r}")
+                f"'local' backends and on 'ray', not on "
+                f"{getattr(backend, 'name', type(backend).__name__)!r}")
         current = backend.task_factory
         if current is not None and not isinstance(current, NestedTaskFactory):
             raise ValueError(f"scheme {self.name!r}: the backend has a custom task_factory "
@@ -112,16 +121,18 @@ class NestedScheme(Scheme):
         """One round of the nested protocol on a started backend (see module docstring).
 
         Raises:
-            NotImplementedError: the backend is neither simulated nor local.
+            NotImplementedError: the backend is neither simulated, local nor ray.
         """
         if callable(getattr(backend, "sample_delays", None)):
             return _simulated_round(self, backend, round, params)
         if isinstance(backend, LocalBackend) and isinstance(backend.task_factory,
                                                             NestedTaskFactory):
             return _local_round(self, backend, round, params)
+        if callable(getattr(backend, "run_nested_round", None)):
+            return _ray_round(self, backend, round, params)
         raise NotImplementedError(
-            f"scheme {self.name!r}: the nested protocol runs on the 'simulated' backend and on "
-            f"a 'local' one prepared by prepare_backend(), not on "
+            f"scheme {self.name!r}: the nested protocol runs on the 'simulated' backend, on "
+            f"a 'local' one prepared by prepare_backend() and on 'ray', not on "
             f"{getattr(backend, 'name', type(backend).__name__)!r}")
 
 
@@ -266,7 +277,8 @@ class NestedTask:
 
 # --------------------------------------------------------------------------- local: master
 class _LocalRound:
-    """Master side on the local backend: a policy state fed by ``on_message``."""
+    """Master side on real workers (local and ray backends): a policy state fed by
+    ``on_message``."""
 
     def __init__(self, backend: Any, code: Code, deadline: float | None, dim: int) -> None:
         self.backend, self.code, self.deadline, self.dim = backend, code, deadline, dim
@@ -340,22 +352,41 @@ class _LocalRound:
 
 def _local_round(scheme: NestedScheme, backend: Any, round: int,
                  params: np.ndarray) -> RoundResult:
+    def drive(state: _LocalRound) -> None:
+        stream = backend.run_round(round, params, state)
+        try:
+            for arr in stream:                            # the nested task yields none
+                raise RuntimeError(f"scheme {scheme.name!r}: worker {arr.worker} sent a "
+                                   f"plain {arr.kind!r}; the backend does not run NestedTask")
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    return _protocol_round(scheme, backend, params, drive)
+
+
+def _ray_round(scheme: NestedScheme, backend: Any, round: int,
+               params: np.ndarray) -> RoundResult:
+    templates = NestedTaskFactory(scheme.code).templates    # empty accumulators
+    return _protocol_round(scheme, backend, params, lambda state: backend.run_nested_round(
+        round, params, templates, state))
+
+
+def _protocol_round(scheme: NestedScheme, backend: Any, params: np.ndarray,
+                    drive: Any) -> RoundResult:
+    """The master side on real workers (local, ray): ``drive(state)`` runs the round,
+    feeding every protocol message to ``state.on_message``; then decode."""
     code = scheme.code
     dim = int(np.asarray(params).size)
     state = _LocalRound(backend, code, scheme.wait.deadline, dim)
     if not state.possible():                              # too many dead already
         info = RoundInfo()
         return _result(scheme, None, None, [], 0.0, info, math.nan, state.msgs, 0, dim)
-    stream = backend.run_round(round, params, state)
     try:
-        for arr in stream:                                # the nested task yields none
-            raise RuntimeError(f"scheme {scheme.name!r}: worker {arr.worker} sent a plain "
-                               f"{arr.kind!r}; the backend does not run NestedTask")
+        drive(state)
     finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    backend.stop_round()                                  # release the idle workers
+        backend.stop_round()                              # release the idle workers
     info = backend.round_info
     msgs = state.msgs
     msgs.beacon_bytes = msgs.beacons * BEACON_BYTES

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import math
 import os
 import time
@@ -71,6 +72,8 @@ class GradientWorker:
         self.parts = parts
         self.latest_round = -1
         self.started = time.time()
+        self._nested: dict[str, Any] | None = None   # the nested round in progress
+        self._nested_stopped = -1                    # latest round that got a STOP
 
     async def ready(self, dim: int | None = None) -> tuple[int, int, str]:
         """(worker, pid, node id or "") once the partitions are loaded.
@@ -126,6 +129,68 @@ class GradientWorker:
         if round < self.latest_round:
             return round, self.worker, None, compute_s, os.getpid()
         return round, self.worker, value, compute_s, os.getpid()
+
+    # ------------------------------------------------------------ nested codes
+    async def nested_round(self, round: int, params: np.ndarray, delay: float,
+                           accumulator: Any) -> Any:
+        """Worker side of the nested protocol (:mod:`gradcode.nested_scheme`); a Ray
+        streaming generator (call it with ``num_returns="streaming"``).
+
+        Computes the partitions of ``accumulator.order`` (an empty
+        :class:`~gradcode.nested_protocol.WorkerAccumulator` of this worker) one by one;
+        after partition m it waits until m * delay / (number of tasks) has passed since
+        the call and yields the beacon ``(round, worker, m, pid)``. A STOP
+        (:meth:`nested_stop` of this round) or a newer round ends it at once; the
+        accumulator stays for :meth:`nested_stop` to read.
+        """
+        round = int(round)
+        self.latest_round = max(self.latest_round, round)
+        if round < self.latest_round or round <= self._nested_stopped:
+            return                                      # superseded or already stopped
+        if self._nested is not None:
+            self._nested["event"].set()                 # supersede the previous round
+        by_column = {int(j): part for j, part in zip(self.columns, self.parts)}
+        missing = [int(j) for j in accumulator.order if int(j) not in by_column]
+        if missing:
+            raise ValueError(f"nested_round: worker {self.worker} lacks partitions {missing} "
+                             f"of its order (the top level's row must cover the order)")
+        acc = copy.copy(accumulator)
+        event = asyncio.Event()
+        self._nested = {"round": round, "acc": acc, "event": event}
+        parts = [by_column[int(j)] for j in acc.order]
+        unit = float(delay) / len(parts)
+        start = time.monotonic()
+        for m, part in enumerate(parts, 1):
+            if event.is_set():
+                return
+            acc.add(np.asarray(part.gradient(params), dtype=np.float64))
+            left = start + m * unit - time.monotonic()
+            try:
+                await asyncio.wait_for(event.wait(),
+                                       None if math.isinf(left) else max(0.0, left))
+                return                                  # STOP (or newer round) in task m
+            except TimeoutError:
+                pass
+            yield round, self.worker, m, os.getpid()
+
+    async def nested_stop(self, round: int, level: int) -> Result:
+        """STOP(round, level): end this worker's nested round; return its level vector.
+
+        ``level < 0`` asks for nothing (the value is None). The value is also None when
+        the round is not this worker's current one or it has fewer than level + 1 tasks
+        done (the master only asks for levels reported done). Returns
+        ``(round, worker, (level, vector) or None, 0.0, pid)``.
+        """
+        round, level = int(round), int(level)
+        self._nested_stopped = max(self._nested_stopped, round)
+        state = self._nested
+        if state is None or state["round"] != round:
+            return round, self.worker, None, 0.0, os.getpid()
+        state["event"].set()
+        acc = state["acc"]
+        if level < 0 or acc.done < level + 1:
+            return round, self.worker, None, 0.0, os.getpid()
+        return round, self.worker, (level, acc.vector(level)), 0.0, os.getpid()
 
     async def pid(self) -> int:
         """The actor's process id (tests use it to check clean-up)."""

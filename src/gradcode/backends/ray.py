@@ -317,6 +317,10 @@ class RayBackend(BackendState):
         self._actors: list[Any] = []
         self._part_refs: dict[int, Any] = {}
         self._pending: dict[Any, int] = {}
+        self._nested_workers: set[int] = set()   # nested round: workers running it
+        self._nested_stopped: set[int] = set()   # ... that got a STOP this round
+        self._nested_asked: set[tuple[int, int]] = set()   # (worker, level) vectors asked
+        self._vector_refs: dict[Any, int] = {}  # nested_stop answers awaited -> worker
         self._round: int | None = None
         self._info = RoundInfo()
         self._alive = np.zeros(0, dtype=bool)
@@ -537,9 +541,27 @@ class RayBackend(BackendState):
     def _collect(self, ray: Any, ref: Any, worker: int, round: int,
                  shape: tuple, info: RoundInfo) -> Any:
         """ray.get one finished answer; failures make the worker a straggler (None)."""
+        got = self._fetch(ray, ref, worker, info)
+        if got is None:
+            return None
+        rnd, w, value = got[:3]
+        if rnd != round or w != worker or value is None:
+            info.late += 1
+            return None
+        value = np.asarray(value)
+        reason = bad_result(value, shape[0])
+        if reason is not None:
+            info.dropped.append((worker, reason))
+            return None
+        self.bytes_returned += value.nbytes
+        return value
+
+    def _fetch(self, ray: Any, ref: Any, worker: int, info: RoundInfo) -> Any:
+        """ray.get one finished actor answer ``(round, worker, value, ..., pid)``;
+        failures are recorded (lost, dead, dropped) and give None."""
         exc = ray.exceptions
         try:
-            rnd, w, value, _, pid = ray.get(ref)
+            got = ray.get(ref)
         except exc.TaskCancelledError:
             return None
         except exc.ActorDiedError:
@@ -562,19 +584,11 @@ class RayBackend(BackendState):
             info.dropped.append((worker, f"worker error: {type(cause).__name__}: {cause}"))
             return None
         self._died.pop(worker, None)
+        pid = got[-1]
         if self.pids[worker] != pid:
             self.restarts[worker] = self.restarts.get(worker, 0) + 1
             self.pids[worker] = pid
-        if rnd != round or w != worker or value is None:
-            info.late += 1
-            return None
-        value = np.asarray(value)
-        reason = bad_result(value, shape[0])
-        if reason is not None:
-            info.dropped.append((worker, reason))
-            return None
-        self.bytes_returned += value.nbytes
-        return value
+        return got
 
     def _lose(self, worker: int, why: str, info: RoundInfo, *, permanent: bool) -> None:
         self.lost[worker] = why
@@ -582,19 +596,163 @@ class RayBackend(BackendState):
             self._alive[worker] = False
             info.dead.append(worker)
 
-    def stop_round(self, message: Any = None) -> None:
+    # ---------------------------------------------------------------- nested codes
+    def run_nested_round(self, round: int, params: np.ndarray, accumulators: Any,
+                         policy_state: Any) -> None:
+        """One round of the nested-code protocol (:mod:`gradcode.nested_scheme`).
+
+        Every live worker with a finite delay runs ``nested_round`` (a Ray streaming
+        generator: one PROGRESS beacon per finished task, its delay spread evenly over
+        its tasks); ``accumulators[i]`` is worker i's empty
+        :class:`~gradcode.nested_protocol.WorkerAccumulator`. Each message is handed to
+        ``policy_state.on_message`` as an :class:`Arrival` of kind ``"progress"`` (value:
+        tasks done), ``"vector"`` (value: ``(level, vector)``, the answer to a STOP sent
+        with ``stop_round({worker: level})``), ``"dead"`` (the actor died for good) or
+        ``"dropped"`` (an error or a lost actor: a straggler this round). Returns when
+        the handler returns True, at ``policy_state.deadline`` (or ``round_timeout``), or
+        when no worker can send anything more; the master calls :meth:`stop_round` after.
+
+        Raises:
+            ValueError: ``params`` is not a vector of the problem's dimension.
+        """
+        ray = _import_ray()
+        if not self._actors:
+            raise RuntimeError("ray backend: run_nested_round() before start()")
+        self.stop_round()
+        round = int(round)
+        n = self.code.n
+        delays = round_delays(self._model, round, self.load, n, self.time_scale)
+        deadline = round_deadline(policy_state, self.round_timeout)
+        info = RoundInfo()
+        self._info = info
+        self._round = round
+        params = np.ascontiguousarray(params, dtype=np.float64)
+        if params.shape != (self._dim,):
+            raise ValueError(f"ray backend: params must have shape ({self._dim},), got "
+                             f"{params.shape}")
+        handler = policy_state.on_message
+        t0 = time.monotonic()
+        params_ref = ray.put(params)
+        self.bytes_broadcast += params.nbytes
+        gens: dict[Any, int] = {}
+        for i in np.flatnonzero(self._alive & np.isfinite(delays)):
+            gen = self._actors[i].nested_round.options(num_returns="streaming").remote(
+                round, params_ref, float(delays[i]), accumulators[i])
+            gens[gen] = int(i)
+        self._pending = dict(gens)
+        self._nested_workers = set(gens.values())
+        self._nested_stopped, self._nested_asked, self._vector_refs = set(), set(), {}
+        info.end_time = 0.0
+        try:
+            while gens or self._vector_refs:
+                timeout = None
+                if deadline is not None:
+                    timeout = deadline - (time.monotonic() - t0)
+                    if timeout <= 0:
+                        break
+                ready, _ = ray.wait(list(gens) + list(self._vector_refs), num_returns=1,
+                                    timeout=timeout)
+                if not ready:
+                    break                             # deadline passed
+                obj = ready[0]
+                if obj in gens:
+                    worker = gens[obj]
+                    try:
+                        ref = next(obj)
+                    except StopIteration:             # finished (all tasks, or STOP)
+                        del gens[obj]
+                        continue
+                    got = self._fetch(ray, ref, worker, info)
+                    if got is not None and got[0] == round:
+                        kind, value = "progress", int(got[2])
+                    elif got is not None:
+                        info.late += 1
+                        continue
+                    else:
+                        del gens[obj]
+                        kind, value = self._failure(worker, info)
+                else:
+                    worker = self._vector_refs.pop(obj)
+                    got = self._fetch(ray, obj, worker, info)
+                    reason = None if got is None else self._vector_problem(got, round)
+                    if got is not None and reason is None:
+                        kind, value = "vector", got[2]
+                        self.bytes_returned += np.asarray(value[1]).nbytes
+                    else:
+                        if got is not None:
+                            info.dropped.append((worker, reason or "bad vector"))
+                        kind, value = self._failure(worker, info)
+                now = time.monotonic() - t0
+                if kind == "vector":
+                    info.end_time = now
+                if handler(Arrival(worker, value, now, round, kind)):
+                    info.end_time = now
+                    return
+            if deadline is not None and (gens or self._vector_refs):
+                info.end_time = float(deadline)
+        finally:
+            del params_ref
+
+    def _failure(self, worker: int, info: RoundInfo) -> tuple[str, Any]:
+        """The message kind for a worker whose answer failed (see :meth:`_fetch`)."""
+        if not self._alive[worker]:
+            return "dead", None
+        if info.dropped and info.dropped[-1][0] == worker:
+            return "dropped", info.dropped[-1][1]
+        return "dropped", self.lost.get(worker, "no answer")
+
+    def _vector_problem(self, got: Any, round: int) -> str | None:
+        rnd, _, value = got[0], got[1], got[2]
+        if rnd != round or value is None:
+            return "nested vector missing (stale round or level not done)"
+        return bad_result(np.asarray(value[1]), self._dim)
+
+    def _nested_stop(self, levels: dict) -> int:
+        """Send STOP(level) of the current nested round to every worker running it."""
+        sent = 0
+        for w in sorted(self._nested_workers):
+            if not self._alive[w]:
+                continue
+            level = int(levels.get(w, -1))
+            if (w, level) in self._nested_asked:
+                level = -1                            # asked already: nothing new
+            ref = self._actors[w].nested_stop.remote(self._round, level)
+            self._nested_stopped.add(w)
+            sent += 1
+            if level >= 0:
+                self._nested_asked.add((w, level))
+                self._vector_refs[ref] = w
+        return sent
+
+    def stop_round(self, message: Any = None) -> int:
         """Cancel what is left of the round (interrupts the workers' injected delays).
 
         Args:
-            message: accepted for protocol compatibility; the default task ignores it.
+            message: ``None``, or the nested codes' STOP: ``{worker: level}``
+                (:meth:`run_nested_round`), sent to every worker running the nested round
+                (the others get level -1, nothing asked); the round goes on until a
+                final ``stop_round()``.
+
+        Returns:
+            The number of workers messaged (STOP); 0 for a plain cancel.
         """
+        if isinstance(message, dict):
+            return self._nested_stop(message)
         pending, self._pending = self._pending, {}
-        if not pending:
-            return
+        release = self._nested_workers - self._nested_stopped
+        self._nested_workers, self._nested_stopped = set(), set()
+        self._nested_asked, self._vector_refs = set(), {}
+        if not pending and not release:
+            return 0
         ray = _import_ray()
+        for w in sorted(release):                     # nested: end the generators' waits
+            if self._alive[w]:
+                with contextlib.suppress(Exception):
+                    self._actors[w].nested_stop.remote(self._round, -1)
         for ref in pending:
             with contextlib.suppress(Exception):   # already gone: nothing to do
                 ray.cancel(ref)
+        return 0
 
     def close(self) -> None:
         """Kill the actors, free the partitions and, if this backend started Ray, stop it.
