@@ -4,7 +4,6 @@ backend, reliability (kill -9, NaN results, all workers dead), no backlog, no le
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import signal
 import time
@@ -21,12 +20,8 @@ pytestmark = pytest.mark.timeout(120) if hasattr(pytest.mark, "timeout") else []
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_processes():
-    yield
-    deadline = time.monotonic() + 5
-    while mp.active_children() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert mp.active_children() == []
+def _no_leftover_processes(no_leftover_processes):
+    """Every test here checks that no worker process outlives it (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

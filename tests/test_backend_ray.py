@@ -27,6 +27,7 @@ import gradcode.stragglers  # noqa: E402,F401
 import gradcode.training  # noqa: E402,F401
 import gradcode.wait  # noqa: E402,F401
 from gradcode.backends.ray import RayBackend, connect, parse_address  # noqa: E402
+from _processes import descendants, wait_gone  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -34,47 +35,6 @@ N = 4
 
 
 # ---------------------------------------------------------------------------- helpers
-def descendants(root: int | None = None) -> dict[int, str]:
-    """pid -> name of every live descendant process of ``root`` (default: this one)."""
-    parent: dict[int, int] = {}
-    names: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        if fields[0] == "Z":
-            continue                                   # a zombie is already dead
-        parent[int(entry)] = int(fields[1])
-        names[int(entry)] = name
-    out: dict[int, str] = {}
-    front = [root or os.getpid()]
-    while front:
-        p = front.pop()
-        for child, par in parent.items():
-            if par == p and child not in out:
-                out[child] = names[child]
-                front.append(child)
-    return out
-
-
-def wait_gone(pids: dict[int, str], timeout: float = 20.0) -> dict[int, str]:
-    """Wait until none of ``pids`` is alive; return the survivors."""
-    end = time.monotonic() + timeout
-    left = dict(pids)
-    while left and time.monotonic() < end:
-        alive_now = descendants()
-        left = {p: n for p, n in left.items() if p in alive_now}
-        if left:
-            time.sleep(0.2)
-    return left
-
-
 class Schedule(gc.stragglers.DelayModel):
     """Delays given per round: ``table[t]`` (a list of n seconds), else zeros."""
 

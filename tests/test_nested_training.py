@@ -4,11 +4,9 @@ draws, dead workers survived, no process left behind."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -27,12 +25,8 @@ LEVELS = (0, 1, 2)
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_processes():
-    yield
-    deadline = time.monotonic() + 5
-    while mp.active_children() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert mp.active_children() == []
+def _no_leftover_processes(no_leftover_processes):
+    """Every test here checks that no worker process outlives it (tests/conftest.py)."""
 
 
 def _problem(k: int):

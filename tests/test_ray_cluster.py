@@ -26,36 +26,9 @@ import gradcode.stragglers  # noqa: E402,F401
 import gradcode.training  # noqa: E402,F401
 import gradcode.wait  # noqa: E402,F401
 from gradcode.backends.ray import RayBackend  # noqa: E402
+from _processes import descendants  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
-
-
-def descendants() -> dict[int, str]:
-    """pid -> name of every live (non-zombie) descendant of this process."""
-    parent: dict[int, int] = {}
-    names: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        if fields[0] == "Z":
-            continue
-        parent[int(entry)] = int(fields[1])
-        names[int(entry)] = text[text.index("(") + 1:text.rindex(")")]
-    out: dict[int, str] = {}
-    front = [os.getpid()]
-    while front:
-        p = front.pop()
-        for child, par in parent.items():
-            if par == p and child not in out:
-                out[child] = names[child]
-                front.append(child)
-    return out
 
 
 def node_pids(node) -> list[int]:

@@ -466,6 +466,32 @@ class RayBackend(BackendState):
         self._alive = np.zeros(0, dtype=bool)
 
     # ---------------------------------------------------------------- protocol
+    def _begin_round(self, where: str, round: Any, params: np.ndarray,
+                     policy_state: Any) -> tuple:
+        """Shared start of a round: cancel the previous one, draw the delays, check the
+        parameters and broadcast them with the round's one ``ray.put``.
+
+        Returns (ray, round, params, delays, deadline, info, params_ref, t0)."""
+        ray = _import_ray()
+        if not self._actors:
+            raise RuntimeError(f"ray backend: {where}() before start()")
+        self.stop_round()
+        round = int(round)
+        delays = round_delays(self._model, round, self.load, self.code.n, self.time_scale)
+        deadline = round_deadline(policy_state, self.round_timeout)
+        info = RoundInfo()
+        self._info = info
+        self._round = round
+        # no defensive copy: ray.put below serialises a snapshot of params at once
+        params = np.ascontiguousarray(params, dtype=np.float64)
+        if params.shape != (self._dim,):
+            raise ValueError(f"ray backend: params must have shape ({self._dim},), got "
+                             f"{params.shape}")
+        t0 = time.monotonic()                         # the round starts with the broadcast
+        params_ref = ray.put(params)                  # the one broadcast of this round
+        self.bytes_broadcast += params.nbytes
+        return ray, round, params, delays, deadline, info, params_ref, t0
+
     def run_round(self, round: int, params: np.ndarray,
                   policy_state: Any) -> Iterator[Arrival]:
         """Broadcast ``params`` once, stream the workers' answers in arrival order.
@@ -483,26 +509,8 @@ class RayBackend(BackendState):
         Raises:
             ValueError: ``params`` is not a vector of the problem's dimension.
         """
-        ray = _import_ray()
-        if not self._actors:
-            raise RuntimeError("ray backend: run_round() before start()")
-        self.stop_round()
-        code = self.code
-        n = code.n
-        round = int(round)
-        delays = round_delays(self._model, round, self.load, n, self.time_scale)
-        deadline = round_deadline(policy_state, self.round_timeout)
-        info = RoundInfo()
-        self._info = info
-        self._round = round
-        # no defensive copy: ray.put below serialises a snapshot of params at once
-        params = np.ascontiguousarray(params, dtype=np.float64)
-        if params.shape != (self._dim,):
-            raise ValueError(f"ray backend: params must have shape ({self._dim},), got "
-                             f"{params.shape}")
-        t0 = time.monotonic()                         # the round starts with the broadcast
-        params_ref = ray.put(params)                  # the one broadcast of this round
-        self.bytes_broadcast += params.nbytes
+        ray, round, params, delays, deadline, info, params_ref, t0 = self._begin_round(
+            "run_round", round, params, policy_state)
         pending: dict[Any, int] = {}
         for i in np.flatnonzero(self._alive & np.isfinite(delays)):
             ref = self._actors[i].compute.remote(round, params_ref, float(delays[i]))
@@ -615,25 +623,9 @@ class RayBackend(BackendState):
         Raises:
             ValueError: ``params`` is not a vector of the problem's dimension.
         """
-        ray = _import_ray()
-        if not self._actors:
-            raise RuntimeError("ray backend: run_nested_round() before start()")
-        self.stop_round()
-        round = int(round)
-        n = self.code.n
-        delays = round_delays(self._model, round, self.load, n, self.time_scale)
-        deadline = round_deadline(policy_state, self.round_timeout)
-        info = RoundInfo()
-        self._info = info
-        self._round = round
-        params = np.ascontiguousarray(params, dtype=np.float64)
-        if params.shape != (self._dim,):
-            raise ValueError(f"ray backend: params must have shape ({self._dim},), got "
-                             f"{params.shape}")
         handler = policy_state.on_message
-        t0 = time.monotonic()
-        params_ref = ray.put(params)
-        self.bytes_broadcast += params.nbytes
+        ray, round, params, delays, deadline, info, params_ref, t0 = self._begin_round(
+            "run_nested_round", round, params, policy_state)
         gens: dict[Any, int] = {}
         for i in np.flatnonzero(self._alive & np.isfinite(delays)):
             gen = self._actors[i].nested_round.options(num_returns="streaming").remote(
