@@ -19,7 +19,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _histories():
     rows_a = [{"round": t, "time": 0.1 * (t + 1), "loss": 0.7 * 0.9 ** t, "error": 0.0,
-                   "responders": [0, 1, 2]} for t in range(5)]
+                   "responders": [0, 1, 2], "dropped": ["3: timed out", "4: died"]}
+              for t in range(5)]
     rows_b = [{"round": t, "time": 0.05 * (t + 1), "loss": 0.7 * 0.92 ** t, "error": 0.3 / (t + 1),
                    "accuracy": 0.9} for t in range(4)]
     return {"uncoded GD": rows_a, "expander": rows_b}
@@ -73,6 +74,8 @@ def test_history_csv(tmp_path):
     rows = list(csv.DictReader(io.StringIO(p.read_text())))
     assert len(rows) == 9
     assert rows[0]["scheme"] == "uncoded GD" and rows[0]["responders"] == "0 1 2"
+    # as History.to_csv: "worker: reason" entries hold spaces, so they are ;-separated
+    assert rows[0]["dropped"] == "3: timed out;4: died" and rows[-1]["dropped"] == ""
     assert rows[-1]["scheme"] == "expander" and rows[-1]["accuracy"] == "0.9"
     assert set(rows[0]) >= {"scheme", "round", "time", "loss", "error", "accuracy"}
 

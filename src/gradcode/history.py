@@ -48,12 +48,13 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO], None], *,
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+    except BaseException:                      # a failed write or rename leaves no .tmp
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
     if replace:
-        os.replace(tmp, path)
         fsync_dir(os.path.dirname(path) or ".")
     return tmp
 

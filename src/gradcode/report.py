@@ -14,10 +14,11 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .history import write_atomic
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -40,22 +41,11 @@ __all__ = [
 
 # --------------------------------------------------------------------------- atomic files
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (all or nothing)."""
+    """Write ``data`` to ``path`` all or nothing (:func:`gradcode.history.write_atomic`),
+    creating the parent folder first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, lambda fh: fh.write(data), mode="wb")
     return path
 
 
@@ -114,17 +104,17 @@ def write_history_csv(path: str | os.PathLike,
     writer.writeheader()
     for name, rows in histories.items():
         for row in rows:
-            writer.writerow({"scheme": name, **{k: _csv_value(v) for k, v in row.items()}})
+            writer.writerow({"scheme": name, **{k: _csv_value(k, v) for k, v in row.items()}})
     return atomic_write_text(path, buf.getvalue())
 
 
-def _csv_value(v: Any) -> Any:
-    if isinstance(v, (list, tuple)):
-        return " ".join(str(x) for x in v)
+def _csv_value(column: str, v: Any) -> Any:
+    """List cells as :meth:`gradcode.history.History.to_csv` writes them: space-separated,
+    except ``dropped`` (``"worker: reason"`` entries, which hold spaces): ``;``-separated."""
     if hasattr(v, "tolist"):
         v = v.tolist()
-        if isinstance(v, list):
-            return " ".join(str(x) for x in v)
+    if isinstance(v, (list, tuple)):
+        return (";" if column == "dropped" else " ").join(str(x) for x in v)
     return v
 
 
