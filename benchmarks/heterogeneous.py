@@ -134,6 +134,15 @@ def summarize(hists: dict[str, list[Any]], f_star: float, f0: float,
     return rows, target
 
 
+def _table(title: str, marks: Any, rows: list[str]) -> list[str]:
+    """A titled Markdown table of :func:`summarize` rows."""
+    return [title, "",
+            "| scheme | " + " | ".join(f"gap @{m}" for m in marks)
+            + " | mean gap, last third | rounds to target | time to target | round time"
+            " | rel. grad error |",
+            "|---|" + "---|" * (len(marks) + 5)] + rows + [""]
+
+
 def reference_loss(prob: Any, rounds: int) -> float:
     h = gc.training.train(prob, gc.schemes.uncoded(N), rounds=rounds)
     return float(h.final["loss"])
@@ -188,10 +197,7 @@ def main() -> None:
             for name, scheme in lineup(P1, c0, c1, seed).items():
                 hists.setdefault(name, []).append(run(prob, scheme, rounds, delays))
         rows, _target = summarize(hists, f_star, f0, marks)
-        lines += [f"## 1. Static p, {regime} (c0 = {c0}, c1 = {c1})", "",
-                  "| scheme | " + " | ".join(f"gap @{m}" for m in marks)
-                  + " | mean gap, last third | rounds to target | time to target | round time | rel. grad error |",
-                  "|---|" + "---|" * (len(marks) + 5)] + rows + [""]
+        lines += _table(f"## 1. Static p, {regime} (c0 = {c0}, c1 = {c1})", marks, rows)
         figs[regime] = hists
 
     # ---- drift
@@ -230,10 +236,7 @@ def main() -> None:
             if name in ("FRC s=1 optimal", "uncoded GD"):
                 dh.setdefault(name, []).append(run(prob, scheme, rounds, delays))
     rows, _target = summarize(dh, f_star, f0, marks)
-    lines += [f"## 2. Drift: p reversed at round {switch} (latency-dominated)", "",
-              "| scheme | " + " | ".join(f"gap @{m}" for m in marks)
-              + " | mean gap, last third | rounds to target | time to target | round time | rel. grad error |",
-              "|---|" + "---|" * (len(marks) + 5)] + rows + [""]
+    lines += _table(f"## 2. Drift: p reversed at round {switch} (latency-dominated)", marks, rows)
     lines += ["Expected error after the switch under the true p (identity 6, bias included): "
               f"static {unbiased_expected_error(het, P2):.3f}, re-derived "
               f"{unbiased_expected_error(gc.codes.heterogeneous(P2, K), P2):.3f}.", "",

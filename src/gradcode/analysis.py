@@ -177,7 +177,6 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
         return WorstCase(best, tuple(best_set), "exhaustive", count)
     rng = as_rng("worst_case", seed)
     if _is_optimal(decoder) and not code.is_complex and n <= FAST_LIMIT:
-
         val, found, scored = search_optimal(code.toarray(), s,
                                             lambda st: err(_mask_without(n, st)), rng, restarts)
         return WorstCase(val, found, "search", scored)
@@ -214,7 +213,6 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
         if cur_val > best:
             best, best_set = cur_val, cur
     return WorstCase(best, tuple(sorted(int(x) for x in best_set)), "search", evaluated)
-
 
 
 def _is_optimal(decoder: Decoder) -> bool:

@@ -30,6 +30,7 @@ References:
 
 from __future__ import annotations
 
+import copy
 import math
 import multiprocessing as mp
 import time
@@ -50,7 +51,7 @@ from .nested_protocol import (
     Decision,
     Messages,
     NestedMaster,
-    _coefficients,
+    WorkerAccumulator,
     decode_vectors,
 )
 
@@ -58,8 +59,8 @@ __all__ = ["NestedLocalRunner", "RoundReport"]
 
 
 # --------------------------------------------------------------------------- worker side
-def _worker_main(conn: Any, worker: int, parts: list[Any], coef: np.ndarray,
-                 levels: tuple[int, ...]) -> None:
+def _worker_main(conn: Any, worker: int, parts: list[Any],
+                 template: WorkerAccumulator) -> None:
     """Child process: serve rounds until ("close",) or the pipe breaks."""
     pending: list[tuple] = []
     try:
@@ -72,7 +73,7 @@ def _worker_main(conn: Any, worker: int, parts: list[Any], coef: np.ndarray,
                 continue                                   # stale stop/send
             _, rnd, params, delays, fixed = msg
             try:
-                _serve_round(conn, worker, parts, coef, levels, fixed, rnd, params, delays,
+                _serve_round(conn, worker, parts, template, fixed, rnd, params, delays,
                              pending)
             except (EOFError, OSError, BrokenPipeError):
                 raise
@@ -82,19 +83,18 @@ def _worker_main(conn: Any, worker: int, parts: list[Any], coef: np.ndarray,
         return
 
 
-def _serve_round(conn: Any, worker: int, parts: list[Any], coef: np.ndarray,
-                 levels: tuple[int, ...], fixed: int, rnd: int, params: np.ndarray,
-                 delays: np.ndarray, pending: list[tuple]) -> None:
-    acc: np.ndarray | None = None
-    done = 0
+def _serve_round(conn: Any, worker: int, parts: list[Any], template: WorkerAccumulator,
+                 fixed: int, rnd: int, params: np.ndarray, delays: np.ndarray,
+                 pending: list[tuple]) -> None:
+    acc = copy.copy(template)              # fresh accumulators (order/coef shared)
     stopped = False
     sent: set[int] = set()
 
     def send_vector(level: int) -> None:
-        if level in sent or level < 0 or acc is None or done < level + 1:
+        if level in sent or level not in acc.levels or acc.done < level + 1:
             return
         sent.add(level)
-        conn.send(("vector", rnd, worker, level, acc[levels.index(level)].copy()))
+        conn.send(("vector", rnd, worker, level, acc.vector(level)))
 
     def handle(m: tuple) -> None:
         """A control message arrived while this round runs."""
@@ -120,14 +120,10 @@ def _serve_round(conn: Any, worker: int, parts: list[Any], coef: np.ndarray,
                 handle(conn.recv())
         if stopped or pending:
             break
-        if acc is None:
-            acc = np.zeros((len(levels),) + g.shape)
-        for li in np.flatnonzero(coef[:, p]):
-            acc[li] += coef[li, p] * g
-        done += 1
+        acc.add(g)
         if fixed < 0:
-            conn.send(("progress", rnd, worker, done))
-        elif done == fixed + 1:
+            conn.send(("progress", rnd, worker, acc.done))
+        elif acc.done == fixed + 1:
             send_vector(fixed)
             break
         while conn.poll(0) and not (stopped or pending):
@@ -226,8 +222,8 @@ class NestedLocalRunner:
             parent, child = ctx.Pipe(duplex=True)
             parts = [self.problem.part(int(j)) for j in order[i, : self.tasks]]
             proc = ctx.Process(target=_worker_main, name=f"gradcode-nested-{i}",
-                               args=(child, i, parts, _coefficients(self.code, i),
-                                     self.levels), daemon=True)
+                               args=(child, i, parts, WorkerAccumulator(self.code, i)),
+                               daemon=True)
             proc.start()
             child.close()
             self._procs.append(proc)
@@ -311,16 +307,6 @@ class NestedLocalRunner:
                 except (EOFError, OSError):
                     pass
                 self._mark_dead(i)
-
-    def _possible(self) -> bool:
-        """Whether the live workers could still decode if they all finished."""
-        probe = NestedMaster(self.code)
-        for i in range(self.n):
-            if self.alive[i]:
-                probe.progress(i, self.tasks)
-            else:
-                probe.mark_dead(i)
-        return probe.decision() is not None
 
     def _send(self, worker: int | np.integer, msg: tuple) -> bool:
         worker = int(worker)
@@ -412,7 +398,7 @@ class NestedLocalRunner:
             if fixed is not None and self.alive.sum() < self.n - fixed:
                 raise NotDecodableError(f"{where}: only {int(self.alive.sum())} workers alive,"
                                         f" GC({self.n}, {fixed}) needs {self.n - fixed}")
-            if not self._possible():
+            if not master.possible():        # master.alive == self.alive here
                 dead = np.flatnonzero(~self.alive).tolist()
                 raise NotDecodableError(f"{where}: workers {dead} are dead; the rest "
                                         f"cannot decode")

@@ -187,6 +187,15 @@ class NestedMaster:
                     others = [w for w in lst if w // m == block]
                     self._direct[m][block] = others[0] if others else -1
 
+    def possible(self) -> bool:
+        """Whether the workers still alive could decode if they all finished every task."""
+        probe = NestedMaster(self.code)
+        for i in np.flatnonzero(~self.alive):
+            probe.mark_dead(i)
+        for i in np.flatnonzero(self.alive):
+            probe.progress(i, self.tasks_max)
+        return probe.decision() is not None
+
     def decision(self) -> Decision | None:
         """The decision if the code is decodable now (smallest level on ties), else None."""
         if self.family == "cyclic":

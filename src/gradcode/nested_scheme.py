@@ -285,7 +285,6 @@ class _LocalRound:
         self.master = NestedMaster(code)
         for i in np.flatnonzero(~np.asarray(backend.alive, dtype=bool)):
             self.master.mark_dead(i)
-        self.tasks = self.master.tasks_max
         self.msgs = Messages()
         self.vectors: dict[tuple[int, int], np.ndarray] = {}
         self.arrival: list[int] = []
@@ -296,13 +295,7 @@ class _LocalRound:
 
     def possible(self) -> bool:
         """Whether the workers still counted could decode if they all finished."""
-        probe = NestedMaster(self.code)
-        for i in range(self.code.n):
-            if self.master.alive[i]:
-                probe.progress(i, self.tasks)
-            else:
-                probe.mark_dead(i)
-        return probe.decision() is not None
+        return self.master.possible()
 
     def _stop(self, decision: Decision) -> None:
         sent = self.backend.stop_round({int(w): int(s) for w, s in

@@ -73,10 +73,26 @@ class GD(Optimizer):
         return params - self.lr * grad
 
 
-class Nesterov(Optimizer):
+class _VectorStateOptimizer(Optimizer):
+    """An optimiser whose state is one float64 vector, the attribute named ``_slot``
+    (None before :meth:`reset`); saved in checkpoints under that name."""
+
+    _slot = ""
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        value = getattr(self, self._slot)
+        return {} if value is None else {self._slot: value}
+
+    def load_state(self, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        if self._slot in arrays:
+            setattr(self, self._slot, np.array(arrays[self._slot], dtype=np.float64))
+
+
+class Nesterov(_VectorStateOptimizer):
     """Accelerated GD exactly as in the gradient-coding papers' code (module docstring)."""
 
     name = "nesterov"
+    _slot = "u"
 
     def __init__(self, lr: float) -> None:
         self.lr = check_real("Nesterov", "lr", lr, low=0.0, low_open=True)
@@ -94,18 +110,12 @@ class Nesterov(Optimizer):
         self.u = params + (new - params) / theta
         return new
 
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        return {} if self.u is None else {"u": self.u}
 
-    def load_state(self, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-        if "u" in arrays:
-            self.u = np.array(arrays["u"], dtype=np.float64)
-
-
-class Momentum(Optimizer):
+class Momentum(_VectorStateOptimizer):
     """Heavy-ball momentum: v <- beta v + g; w <- w - lr v."""
 
     name = "momentum"
+    _slot = "v"
 
     def __init__(self, lr: float, beta: float = 0.9) -> None:
         self.lr = check_real("Momentum", "lr", lr, low=0.0, low_open=True)
@@ -120,13 +130,6 @@ class Momentum(Optimizer):
             self.reset(params)
         self.v = self.beta * self.v + grad
         return params - self.lr * self.v
-
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        return {} if self.v is None else {"v": self.v}
-
-    def load_state(self, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-        if "v" in arrays:
-            self.v = np.array(arrays["v"], dtype=np.float64)
 
 
 class TorchOptimizer(Optimizer):

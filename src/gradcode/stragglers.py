@@ -275,10 +275,7 @@ class PersistentSlow(DelayModel):
         if np.any(w < 0):
             raise ValueError(f"PersistentSlow: workers must be >= 0, got {w.tolist()}")
         self.workers = w
-        factor = float(factor)
-        if not factor >= 1.0:
-            raise ValueError(f"PersistentSlow: factor={factor} must be >= 1")
-        self.factor = factor
+        self.factor = check_real("PersistentSlow", "factor", factor, low=1.0)
 
     def validate(self, n: int) -> None:
         if self.workers.size and self.workers.max() >= n:
@@ -319,10 +316,7 @@ class Markov(DelayModel):
                  base: DelayModel | None = None, seed: Any = 0) -> None:
         self.p_slow = check_real("Markov", "p_slow", p_slow, low=0.0, high=1.0)
         self.p_recover = check_real("Markov", "p_recover", p_recover, low=0.0, high=1.0)
-        factor = float(factor)
-        if not factor >= 1.0:
-            raise ValueError(f"Markov: factor={factor} must be >= 1")
-        self.factor = factor
+        self.factor = check_real("Markov", "factor", factor, low=1.0)
         self.seed = _seed("Markov", seed)
         self.base = base if base is not None else ShiftedExponential(1.0, 0.1, self.seed)
         self._cache: tuple[int, np.ndarray] | None = None

@@ -36,7 +36,7 @@ import numpy as np
 
 from ._validate import check_int, check_real
 from .code import Code
-from .decoders import _optimal_alpha, frc_groups, resolve
+from .decoders import _memo, _optimal_alpha, frc_groups, resolve
 from .errors import NotDecodableError
 
 __all__ = [
@@ -52,6 +52,11 @@ __all__ = [
 
 _EXACT_TOL = 1e-9
 _CHECK_EVERY_UP_TO = 512     # above this many workers decodability checks back off
+
+
+def _check_at_most_n(where: str, name: str, value: int, code: Code) -> None:
+    if value > code.n:
+        raise ValueError(f"{where}: {name}={value} must be <= the code's n={code.n} workers")
 
 
 def _deadline_arg(where: str, value: Any) -> float | None:
@@ -149,8 +154,7 @@ class First(WaitPolicy):
         return f"first(r={self.r}{self._suffix()})"
 
     def validate(self, code: Code) -> None:
-        if self.r > code.n:
-            raise ValueError(f"first: r={self.r} must be <= the code's n={code.n} workers")
+        _check_at_most_n("first", "r", self.r, code)
 
     def start(self, code: Code, decoder: Any = "optimal") -> RoundWait:
         return _FirstState(code, self.deadline, self.r)
@@ -211,7 +215,12 @@ class _CoverageState(RoundWait):
 
 def _is_frc(code: Code) -> bool:
     """True for a real code whose workers form groups of identical rows with disjoint
-    supports, each row's coefficients equal (then any covering set decodes exactly)."""
+    supports, each row's coefficients equal (then any covering set decodes exactly).
+    Cached on the code: every round's state asks."""
+    return _memo(code, ("wait.is_frc",), lambda: _compute_is_frc(code))
+
+
+def _compute_is_frc(code: Code) -> bool:
     if code.is_complex:
         return False
     try:
@@ -280,6 +289,8 @@ class _ErrorState(_CoverageState):
     def enough(self) -> bool:
         if len(self.responders) >= self.code.n:
             return True
+        if self.code.k - self._n_covered > self.eps:
+            return False      # each uncovered partition has alpha_j = 0: error >= its count
         if not self._due():
             return False
         try:
@@ -310,10 +321,11 @@ def until_error(eps: float, deadline: float | None = None) -> UntilError:
 
 
 # ------------------------------------------------------------------ ErasureHead
-class _ErasureHeadState(RoundWait):
+class _ErasureHeadState(_FirstState):
+    """First w arrivals (``r = w``), or earlier once every FRC group has an arrival."""
+
     def __init__(self, code: Code, deadline: float | None, w: int) -> None:
-        super().__init__(code, deadline)
-        self.w = w
+        super().__init__(code, deadline, w)
         self.groups = frc_groups(code)
         self._seen = np.zeros(int(self.groups.max()) + 1, dtype=bool)
         self._left = self._seen.size
@@ -326,7 +338,7 @@ class _ErasureHeadState(RoundWait):
         return super().add(worker, time)
 
     def enough(self) -> bool:
-        return len(self.responders) >= self.w or self._left == 0
+        return self._left == 0 or super().enough()
 
 
 @dataclass(frozen=True)
@@ -340,8 +352,7 @@ class ErasureHeadWait(WaitPolicy):
         return f"erasurehead(w={self.w}{self._suffix()})"
 
     def validate(self, code: Code) -> None:
-        if self.w > code.n:
-            raise ValueError(f"erasurehead: w={self.w} must be <= the code's n={code.n} workers")
+        _check_at_most_n("erasurehead", "w", self.w, code)
         frc_groups(code)          # raises ValueError for a non-FRC code
 
     def start(self, code: Code, decoder: Any = "optimal") -> RoundWait:

@@ -16,6 +16,11 @@ def fmt_name(family: str, **params: Any) -> str:
     return f"{family}({inner})"
 
 
+def seed_param(seed: Any) -> int | None:
+    """An integer seed as recorded in Code.name / params; None for a Generator or None."""
+    return int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+
+
 def check_n_s(where: str, n: Any, s: Any) -> tuple[int, int]:
     """n >= 1 workers and 0 <= s < n stragglers."""
     n = check_int(where, "n", n, low=1)

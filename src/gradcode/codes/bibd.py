@@ -31,7 +31,7 @@ from .._validate import as_rng, check_int
 from ..code import Code
 from ..decoders import Decoding, _check_code, _finish, _memo, _responders
 from ..designs import Design, as_design
-from ._common import fmt_name
+from ._common import fmt_name, seed_param
 
 __all__ = ["bibd", "bibd_closed_form_error", "bibd_decoder", "bibd_structure", "soft_bibd"]
 
@@ -173,7 +173,6 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
         raise ValueError(f"{where}: k={k} must be <= n*r={n * r} so that every partition is "
                          f"held by at least one worker")
     rng = as_rng(where, seed)
-    seed_param = seed if isinstance(seed, int) else None
     total = n * r
     sizes = np.full(k, total // k, dtype=np.int64)
     sizes[rng.permutation(k)[: total % k]] += 1
@@ -268,10 +267,10 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
     rows = np.fromiter((p for blk in lists for p in blk), dtype=np.int64)
     cols = np.repeat(np.arange(k), [len(blk) for blk in lists])
     B = sp.csr_array((np.ones(rows.size), (rows, cols)), shape=(n, k))
-    name = fmt_name(where, n=n, k=k, r=r, seed=seed_param)
-    return Code(B, name=name, params={"n": n, "k": k, "r": r, "seed": seed_param,
+    name = fmt_name(where, n=n, k=k, r=r, seed=seed_param(seed))
+    return Code(B, name=name, params={"n": n, "k": k, "r": r, "seed": seed_param(seed),
                                       "sweeps": sweeps},
-                tolerates=None if n <= 30 else (n - 1 if r == k else None),
+                tolerates=n - 1 if r == k else None,
                 meta={"pair_counts": counts,
                       "lambda_bar": float(lam_bar)})
 

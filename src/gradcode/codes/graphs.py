@@ -16,7 +16,7 @@ import numpy as np
 
 from .._validate import as_rng, check_int
 from ..code import Code
-from ._common import csr_from_coords, fmt_name
+from ._common import csr_from_coords, fmt_name, seed_param
 
 __all__ = ["expander", "graph_scheme", "random_regular_graph"]
 
@@ -88,7 +88,7 @@ def expander(n: int | None = None, d: int | None = None, seed: Any = None, *,
         if n is None or d is None:
             raise TypeError(f"{where}: pass n and d (and optionally seed), or graph=")
         graph = random_regular_graph(n, d, seed, where=where)
-        name = fmt_name(where, n=n, d=d, seed=seed if isinstance(seed, int) else None)
+        name = fmt_name(where, n=n, d=d, seed=seed_param(seed))
     else:
         if n is not None or d is not None or seed is not None:
             raise TypeError(f"{where}: pass either graph= or n, d, seed, not both")
@@ -134,8 +134,8 @@ def graph_scheme(graph: nx.Graph | None = None, *, k: int | None = None, d: int 
         k = check_int(where, "k", k, low=1)
         d = check_int(where, "d", d, low=1)
         graph = random_regular_graph(k, d, seed, where=where, n_name="k")
-        name = fmt_name(where, k=k, d=d, seed=seed if isinstance(seed, int) else None)
-        params: dict[str, Any] = {"k": k, "d": d, "seed": seed if isinstance(seed, int) else None}
+        name = fmt_name(where, k=k, d=d, seed=seed_param(seed))
+        params: dict[str, Any] = {"k": k, "d": d, "seed": seed_param(seed)}
     else:
         if k is not None or d is not None or seed is not None:
             raise TypeError(f"{where}: pass either graph= or k, d, seed, not both")

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._validate import as_rng, check_int
 from ..code import Code
+from ._common import seed_param
 from .repetition import cyclic_repetition, fractional_repetition
 
 __all__ = ["FAMILIES", "check_levels", "cyclic_order", "dyadic_order", "is_nested", "nested"]
@@ -154,7 +155,7 @@ def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = No
                          f"{', '.join(FAMILIES)}")
     levels = check_levels(where, n, levels)
     s_max = levels[-1]
-    seed_name = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    seed_name = seed_param(seed)
     if family == "cyclic":
         rng = as_rng(where, seed)
         level_codes = tuple(cyclic_repetition(n, s, seed=rng) for s in levels)

@@ -89,25 +89,26 @@ def _factors(code: Code) -> tuple[Code, Code, Any, Any]:
     return fac[0], fac[1], decs[0], decs[1]
 
 
-def _slice_decode(outer: Code, inner: Code, dec_out: Callable, dec_in: Callable,
-                  grid: np.ndarray, strict: bool) -> np.ndarray:
-    """Weights on the (n_outer x n_inner) grid: inner decode per outer index, then an
-    outer decode over the slices deemed present (exact ones when ``strict``, else every
-    slice with a responder); weight = a_out(i) a_in^(i)(j)."""
-    n_out = grid.shape[0]
-    inner_w = np.zeros(grid.shape, dtype=np.result_type(outer.B.dtype, inner.B.dtype))
-    present = np.zeros(n_out, dtype=bool)
+def _slice_decodes(inner: Code, dec_in: Callable,
+                   grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inner decode of every slice grid[i] with a responder: (weights per slice, whether
+    each slice decoded exactly)."""
+    inner_w = np.zeros(grid.shape, dtype=inner.B.dtype)
+    exact = np.zeros(grid.shape[0], dtype=bool)
     tol = _EXACT_TOL * max(inner.k, 1)
-    for i in range(n_out):
-        if not grid[i].any():
-            continue
+    for i in np.flatnonzero(grid.any(axis=1)):
         d = dec_in(inner, grid[i])
         inner_w[i] = d.weights
-        present[i] = d.error <= tol if strict else True
+        exact[i] = d.error <= tol
+    return inner_w, exact
+
+
+def _outer_decode(outer: Code, dec_out: Callable, inner_w: np.ndarray,
+                  present: np.ndarray) -> np.ndarray:
+    """Outer decode over the slices deemed present; weight = a_out(i) a_in^(i)(j)."""
     if not present.any():
-        return np.zeros(grid.shape, dtype=inner_w.dtype)
-    a_out = dec_out(outer, present).weights
-    return a_out[:, None] * inner_w
+        return np.zeros(inner_w.shape, dtype=np.result_type(outer.B.dtype, inner_w.dtype))
+    return dec_out(outer, present).weights[:, None] * inner_w
 
 
 def product_decoder(code: Code, responders: Any) -> Decoding:
@@ -145,10 +146,15 @@ def product_decoder(code: Code, responders: Any) -> Decoding:
     c1, c2, d1, d2 = _factors(code)
     f1, f2 = resolve(d1, "product"), resolve(d2, "product")
     grid = mask.reshape(c1.n, c2.n)
+    # inner decodes do not depend on the strictness: once per orientation
+    rows_w, rows_exact = _slice_decodes(c2, f2, grid)
+    cols_w, cols_exact = _slice_decodes(c1, f1, grid.T)
     best: Decoding | None = None
     for strict in (True, False):
-        cands = (_slice_decode(c1, c2, f1, f2, grid, strict).ravel(),
-                 _slice_decode(c2, c1, f2, f1, grid.T, strict).T.ravel())
+        cands = (_outer_decode(c1, f1, rows_w,
+                               rows_exact if strict else grid.any(axis=1)).ravel(),
+                 _outer_decode(c2, f2, cols_w,
+                               cols_exact if strict else grid.any(axis=0)).T.ravel())
         for w in cands:
             dec = _finish(code, np.where(mask, w, 0))
             if best is None or dec.error < best.error - 1e-15:

@@ -16,13 +16,9 @@ import numpy as np
 
 from .._validate import as_rng, check_int, check_probability
 from ..code import Code
-from ._common import bernoulli_coords, csr_from_coords, fmt_name
+from ._common import bernoulli_coords, csr_from_coords, fmt_name, seed_param
 
 __all__ = ["bernoulli", "regularized_bernoulli", "stochastic_block"]
-
-
-def _seed_param(seed: Any) -> int | None:
-    return int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
 
 
 def bernoulli(n: int, k: int, d: float, seed: Any = None) -> Code:
@@ -56,8 +52,8 @@ def bernoulli(n: int, k: int, d: float, seed: Any = None) -> Code:
     rng = as_rng(where, seed)
     rows, cols = bernoulli_coords(n, k, d / k, rng)
     B = csr_from_coords(rows, cols, 1.0, (n, k))
-    return Code(B, name=fmt_name(where, n=n, k=k, d=d, seed=_seed_param(seed)),
-                params={"n": n, "k": k, "d": d, "seed": _seed_param(seed)}, tolerates=0)
+    return Code(B, name=fmt_name(where, n=n, k=k, d=d, seed=seed_param(seed)),
+                params={"n": n, "k": k, "d": d, "seed": seed_param(seed)}, tolerates=0)
 
 
 def regularized_bernoulli(n: int, k: int, d: int, seed: Any = None) -> Code:
@@ -118,8 +114,8 @@ def regularized_bernoulli(n: int, k: int, d: int, seed: Any = None) -> Code:
     workers = seq[:total]
     cols = np.repeat(np.arange(k), d)
     B = csr_from_coords(workers, cols, 1.0, (n, k))
-    return Code(B, name=fmt_name(where, n=n, k=k, d=d, seed=_seed_param(seed)),
-                params={"n": n, "k": k, "d": d, "seed": _seed_param(seed)}, tolerates=0)
+    return Code(B, name=fmt_name(where, n=n, k=k, d=d, seed=seed_param(seed)),
+                params={"n": n, "k": k, "d": d, "seed": seed_param(seed)}, tolerates=0)
 
 
 def _split(total: int, parts: int) -> np.ndarray:
@@ -169,5 +165,5 @@ def stochastic_block(n: int, k: int, communities: int, p: float, q: float,
             all_r.append(r + wb[a])
             all_c.append(cc + pb[b])
     B = csr_from_coords(np.concatenate(all_r), np.concatenate(all_c), 1.0, (n, k))
-    params = {"n": n, "k": k, "communities": c, "p": p, "q": q, "seed": _seed_param(seed)}
+    params = {"n": n, "k": k, "communities": c, "p": p, "q": q, "seed": seed_param(seed)}
     return Code(B, name=fmt_name(where, **params), params=params, tolerates=0)

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from .._validate import as_rng, check_int
 from ..code import Code
-from ._common import check_n_s, csr_from_coords, fmt_name
+from ._common import check_n_s, csr_from_coords, fmt_name, seed_param
 
 __all__ = ["uncoded", "fractional_repetition", "cyclic_repetition"]
 
@@ -96,7 +96,7 @@ def cyclic_repetition(n: int, s: int, seed: Any = None) -> Code:
     """
     n, s = check_n_s("cyclic_repetition", n, s)
     rng = as_rng("cyclic_repetition", seed)
-    name = fmt_name("cyclic_repetition", n=n, s=s, seed=seed if isinstance(seed, int) else None)
+    name = fmt_name("cyclic_repetition", n=n, s=s, seed=seed_param(seed))
     if s == 0:
         return Code(sp.identity(n, format="csr"), name=name, params={"n": n, "s": 0},
                     tolerates=0)
@@ -110,5 +110,5 @@ def cyclic_repetition(n: int, s: int, seed: Any = None) -> Code:
     x = np.linalg.solve(lhs, rhs)[:, :, 0]
     data = np.hstack([np.ones((n, 1)), x])
     B = csr_from_coords(np.repeat(rows, s + 1), support.ravel(), data.ravel(), (n, n))
-    return Code(B, name=name, params={"n": n, "s": s, "seed": seed if isinstance(seed, int)
-                                      else None}, tolerates=s)
+    return Code(B, name=name, params={"n": n, "s": s, "seed": seed_param(seed)},
+                tolerates=s)

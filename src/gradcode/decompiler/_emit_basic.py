@@ -106,14 +106,34 @@ def emit_neg(e: EqnInfo) -> Expr:
     return call("lax.neg", e.args[0])
 
 
-@register("round")
-def emit_round(e: EqnInfo) -> Expr:
-    return call("lax.round", e.args[0], param_source(e.params["rounding_method"]))
+def _with_param(fn: str, key: str, source):
+    """``fn(x, source(params[key]))``: one operand plus one positional parameter."""
+
+    def emit(e: EqnInfo) -> Expr:
+        return call(fn, e.args[0], source(e.params[key]))
+
+    emit.__name__ = f"emit_{fn.split('.')[-1]}"
+    return emit
 
 
-@register("integer_pow")
-def emit_integer_pow(e: EqnInfo) -> Expr:
-    return call("lax.integer_pow", e.args[0], param_source(e.params["y"]))
+def _all_operands(fn: str):
+    """``fn(*operands)``."""
+
+    def emit(e: EqnInfo) -> Expr:
+        return call(fn, *e.args)
+
+    emit.__name__ = f"emit_{fn.split('.')[-1]}"
+    return emit
+
+
+register("round")(_with_param("lax.round", "rounding_method", param_source))
+register("integer_pow")(_with_param("lax.integer_pow", "y", param_source))
+register("convert_element_type")(_with_param("lax.convert_element_type", "new_dtype",
+                                             dtype_source))
+register("bitcast_convert_type")(_with_param("lax.bitcast_convert_type", "new_dtype",
+                                             dtype_source))
+register("select_n")(_all_operands("lax.select_n"))
+register("clamp")(_all_operands("lax.clamp"))
 
 
 @register("reduce_precision")
@@ -121,26 +141,6 @@ def emit_reduce_precision(e: EqnInfo) -> Expr:
     p = e.params
     return call("lax.reduce_precision", e.args[0], exponent_bits=p["exponent_bits"],
                 mantissa_bits=p["mantissa_bits"])
-
-
-@register("select_n")
-def emit_select_n(e: EqnInfo) -> Expr:
-    return call("lax.select_n", *e.args)
-
-
-@register("clamp")
-def emit_clamp(e: EqnInfo) -> Expr:
-    return call("lax.clamp", *e.args)
-
-
-@register("convert_element_type")
-def emit_convert_element_type(e: EqnInfo) -> Expr:
-    return call("lax.convert_element_type", e.args[0], dtype_source(e.params["new_dtype"]))
-
-
-@register("bitcast_convert_type")
-def emit_bitcast_convert_type(e: EqnInfo) -> Expr:
-    return call("lax.bitcast_convert_type", e.args[0], dtype_source(e.params["new_dtype"]))
 
 
 # --------------------------------------------------------------------- shapes
