@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcode.cli import app
+from _processes import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -352,22 +353,7 @@ def test_ray_missing_is_explained(monkeypatch):
 # --------------------------------------------------------------------------- real entry point
 def _descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
+    return set(descendants(pid))
 
 
 def _alive(pid: int) -> bool:
