@@ -19,6 +19,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from _processes import descendants, wait_gone  # noqa: E402
+
 import gradcode as gc  # noqa: E402
 import gradcode.data  # noqa: E402,F401
 import gradcode.problems  # noqa: E402,F401
@@ -27,7 +29,6 @@ import gradcode.stragglers  # noqa: E402,F401
 import gradcode.training  # noqa: E402,F401
 import gradcode.wait  # noqa: E402,F401
 from gradcode.backends.ray import RayBackend, connect, parse_address  # noqa: E402
-from _processes import descendants, wait_gone  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 

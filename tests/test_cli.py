@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from _processes import descendants
 from typer.testing import CliRunner
 
 from gradcode.cli import app
-from _processes import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -471,8 +471,8 @@ def test_interrupt_inside_live_progress_keeps_rows(tmp_path, monkeypatch):
     from rich.console import Console
 
     from gradcode import compare as cmp
-    from gradcode import training
     from gradcode.config import parse_config
+    from gradcode.engine import training
 
     real_train = training.train
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import gradcode as gc
-from gradcode import decoders as D
+from gradcode.core import decoders as D
 
 
 def _random_mask(n, frac, rng):

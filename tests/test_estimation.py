@@ -208,7 +208,7 @@ def test_adaptive_scheme_switches_codes_inside_train() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import gradcode.estimation as module
+    import gradcode.engine.estimation as module
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0

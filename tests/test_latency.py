@@ -22,7 +22,7 @@ from gradcode.latency import (
     sample_task_times,
     simulate_latency,
 )
-from gradcode.nested_protocol import simulate_round
+from gradcode.protocols.nested import simulate_round
 
 
 @pytest.mark.parametrize("n,s", [(1, 0), (5, 0), (5, 2), (10, 4), (12, 11)])

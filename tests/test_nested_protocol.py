@@ -13,7 +13,7 @@ from gradcode.latency import (
     nested_path_latency,
     sample_task_times,
 )
-from gradcode.nested_protocol import (
+from gradcode.protocols.nested import (
     BEACON_BYTES,
     STOP_BYTES,
     NestedMaster,
@@ -146,8 +146,8 @@ def test_bad_input():
 
 
 def test_real_processes_decode_exactly_with_dead_workers():
-    from gradcode.nested_local import NestedLocalRunner
     from gradcode.problems import least_squares
+    from gradcode.protocols.nested_local import NestedLocalRunner
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((80, 4)), rng.standard_normal(80)

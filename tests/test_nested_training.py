@@ -16,7 +16,7 @@ from gradcode import stragglers as st
 from gradcode import training as tr
 from gradcode.backends.local import LocalBackend
 from gradcode.latency import fixed_path_latency, nested_path_latency
-from gradcode.nested_protocol import BEACON_BYTES, STOP_BYTES
+from gradcode.protocols.nested import BEACON_BYTES, STOP_BYTES
 
 pytestmark = pytest.mark.timeout(120) if hasattr(pytest.mark, "timeout") else []
 
@@ -159,7 +159,7 @@ class _FakeBackend:
 
 def test_local_master_side_decides_stops_and_fails_cleanly():
     from gradcode.backends.base import Arrival
-    from gradcode.nested_scheme import _LocalRound
+    from gradcode.protocols.nested_scheme import _LocalRound
 
     n = 6
     code = gc.codes.nested(n, LEVELS, seed=0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gradcode as gc
-from gradcode.code import _search_tolerates
+from gradcode.core.code import _search_tolerates
 
 TOL = 1e-9
 

@@ -18,6 +18,8 @@ import pytest
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
+from _processes import descendants  # noqa: E402
+
 import gradcode as gc  # noqa: E402
 import gradcode.data  # noqa: E402,F401
 import gradcode.problems  # noqa: E402,F401
@@ -26,7 +28,6 @@ import gradcode.stragglers  # noqa: E402,F401
 import gradcode.training  # noqa: E402,F401
 import gradcode.wait  # noqa: E402,F401
 from gradcode.backends.ray import RayBackend  # noqa: E402
-from _processes import descendants  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcode import report
+from gradcode.app import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,10 +1,11 @@
-"""Exceptions raised by gradcode for domain failures (not for bad arguments)."""
+"""Public path of :mod:`gradcode.core.errors`, where it is implemented and documented."""
 
-from __future__ import annotations
+from typing import Any
 
-__all__ = ["NotDecodableError"]
+from .core import errors as _impl
+from .core.errors import *  # noqa: F401,F403
+from .core.errors import __all__  # noqa: F401
 
 
-class NotDecodableError(ArithmeticError):
-    """The responders do not allow the requested decoding (e.g. exact decoding with
-    more stragglers than the code tolerates)."""
+def __getattr__(name: str) -> Any:
+    return getattr(_impl, name)

@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from .base import Arrival, Backend, RoundInfo, WorkersLostError
+from .local import LocalBackend
 from .simulated import SimulatedBackend
 
 __all__ = [
@@ -67,9 +68,3 @@ def get_backend(name: str | Any = "simulated", **options: Any) -> Any:
         raise
     return getattr(mod, cls)(**options)
 
-
-def __getattr__(attr: str) -> Any:
-    if attr == "LocalBackend":
-        from .local import LocalBackend
-        return LocalBackend
-    raise AttributeError(attr)

@@ -133,11 +133,11 @@ class GradientWorker:
     # ------------------------------------------------------------ nested codes
     async def nested_round(self, round: int, params: np.ndarray, delay: float,
                            accumulator: Any) -> Any:
-        """Worker side of the nested protocol (:mod:`gradcode.nested_scheme`); a Ray
+        """Worker side of the nested protocol (:mod:`gradcode.protocols.nested_scheme`); a Ray
         streaming generator (call it with ``num_returns="streaming"``).
 
         Computes the partitions of ``accumulator.order`` (an empty
-        :class:`~gradcode.nested_protocol.WorkerAccumulator` of this worker) one by one;
+        :class:`~gradcode.protocols.nested.WorkerAccumulator` of this worker) one by one;
         after partition m it waits until m * delay / (number of tasks) has passed since
         the call and yields the beacon ``(round, worker, m, pid)``. A STOP
         (:meth:`nested_stop` of this round) or a newer round ends it at once; the

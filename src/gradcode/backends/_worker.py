@@ -14,7 +14,7 @@ A task is pluggable: ``task_factory(worker, parts) -> task`` with
 ``task(params, ctx) -> ndarray | None``; ``ctx.emit(kind, payload)`` sends a message,
 ``ctx.should_stop()`` is True once a newer message (cancel / next round) arrived, in
 which case the task may return None to abandon the round. Tasks with their own protocol
-(nested codes, :mod:`gradcode.nested_scheme`) also use ``ctx.wait(timeout)`` (block until
+(nested codes, :mod:`gradcode.protocols.nested_scheme`) also use ``ctx.wait(timeout)`` (block until
 a message arrives; it is kept in ``ctx.pending``) and ``ctx.delay`` (the round's injected
 delay; a task that injects it itself, e.g. spread over its partitions, sets it to 0 so
 that no delay is added after it returns).

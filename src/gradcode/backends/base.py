@@ -29,7 +29,7 @@ Extension points (for nested codes and custom worker protocols): ``Arrival.kind`
 ``"result"`` for a coded gradient; other kinds (e.g. ``"progress"`` beacons) are passed to
 ``policy_state.on_message(arrival)`` when the state defines it, and
 ``stop_round(message)`` forwards ``message`` to the workers still busy. On the local
-backend (used by the nested-code protocol, :mod:`gradcode.nested_scheme`) the handler is
+backend (used by the nested-code protocol, :mod:`gradcode.protocols.nested_scheme`) the handler is
 also told ``"dead"`` (a worker died) and ``"dropped"`` (value: the reason) events, a
 handler returning True ends the round's stream, and ``stop_round(message)`` with a
 message keeps the workers busy (the round goes on until a plain ``stop_round()``).
@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from ..models.stragglers import check_delays
 
 __all__ = ["Arrival", "Backend", "RoundInfo", "WorkersLostError"]
 
@@ -139,8 +141,6 @@ def round_delays(model: Any, round: int, load: np.ndarray, n: int,
                  time_scale: float = 1.0) -> np.ndarray:
     """This round's validated injected delays ``model.sample(round, load) * time_scale``
     (``inf``: the worker fails this round)."""
-    from ..stragglers import check_delays
-
     return check_delays(model, model.sample(round, load), n) * time_scale
 
 

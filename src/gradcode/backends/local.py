@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_real
-from ..stragglers import as_delay_model
+from ..core.validate import check_real
+from ..models.stragglers import as_delay_model
 from . import _worker
 from .base import (
     Arrival,
@@ -368,7 +368,7 @@ class LocalBackend(BackendState):
 
     def _tell(self, policy_state: Any, i: int, value: Any, t0: float, kind: str,
               info: RoundInfo) -> bool:
-        """Hook for custom protocols (nested codes, :mod:`gradcode.nested_scheme`): tell
+        """Hook for custom protocols (nested codes, :mod:`gradcode.protocols.nested_scheme`): tell
         ``policy_state.on_message`` that worker i died (``"dead"``) or that its result was
         dropped (``"dropped"``, value = the reason). True from the handler ends the round
         stream (as for any other message kind)."""
@@ -422,7 +422,7 @@ class LocalBackend(BackendState):
         """Tell workers still busy with this round to abandon it (ends injected sleeps).
 
         With a ``message`` (a protocol message such as the nested codes' STOP(level),
-        :mod:`gradcode.nested_scheme`) the workers stay busy: the round goes on, and a
+        :mod:`gradcode.protocols.nested_scheme`) the workers stay busy: the round goes on, and a
         final ``stop_round()`` cancels it. Returns the number of workers messaged.
         """
         busy = np.flatnonzero(self._busy & self._alive).tolist()

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_int, check_real
-from ..stragglers import as_delay_model
+from ..core.validate import check_int, check_real
+from ..models.stragglers import as_delay_model
 from .base import (
     Arrival,
     BackendState,
@@ -607,12 +607,12 @@ class RayBackend(BackendState):
     # ---------------------------------------------------------------- nested codes
     def run_nested_round(self, round: int, params: np.ndarray, accumulators: Any,
                          policy_state: Any) -> None:
-        """One round of the nested-code protocol (:mod:`gradcode.nested_scheme`).
+        """One round of the nested-code protocol (:mod:`gradcode.protocols.nested_scheme`).
 
         Every live worker with a finite delay runs ``nested_round`` (a Ray streaming
         generator: one PROGRESS beacon per finished task, its delay spread evenly over
         its tasks); ``accumulators[i]`` is worker i's empty
-        :class:`~gradcode.nested_protocol.WorkerAccumulator`. Each message is handed to
+        :class:`~gradcode.protocols.nested.WorkerAccumulator`. Each message is handed to
         ``policy_state.on_message`` as an :class:`Arrival` of kind ``"progress"`` (value:
         tasks done), ``"vector"`` (value: ``(level, vector)``, the answer to a STOP sent
         with ``stop_round({worker: level})``), ``"dead"`` (the actor died for good) or

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..stragglers import as_delay_model
+from ..models.stragglers import as_delay_model
 from .base import Arrival, BackendState, RoundInfo, bad_result, round_deadline, round_delays
 
 __all__ = ["SimulatedBackend"]
@@ -86,7 +86,7 @@ class SimulatedBackend(BackendState):
             info.end_time = last
 
     # -- hooks for schemes that run their own round protocol (nested codes:
-    #    gradcode.nested_scheme); the generic loop uses run_round only.
+    #    gradcode.protocols.nested_scheme); the generic loop uses run_round only.
     def sample_delays(self, round: int) -> np.ndarray:
         """This round's validated delays d_i = model.sample(round, load) (load = the row
         supports of B), exactly what :meth:`run_round` draws."""

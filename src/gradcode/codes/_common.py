@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import check_int
+from ..core.validate import check_int
 
 
 def fmt_name(family: str, **params: Any) -> str:

@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import as_rng, check_int
-from ..code import Code
-from ..decoders import Decoding, _check_code, _finish, _memo, _responders
-from ..designs import Design, as_design
+from ..core.code import Code
+from ..core.decoders import Decoding, _check_code, _finish, _memo, _responders
+from ..core.validate import as_rng, check_int
+from . import designs
 from ._common import fmt_name, seed_param
+from .designs import Design, as_design
 
 __all__ = ["bibd", "bibd_closed_form_error", "bibd_decoder", "bibd_structure", "soft_bibd"]
 
@@ -100,7 +101,6 @@ def _named_design(text: str) -> Design:
         raise ValueError(f"bibd: design={text!r} must be a Design, a block list, or one of "
                          f"'fano()', 'projective_plane(q)', 'affine_plane(q)', 'singer(q)', "
                          f"'singer(q, m)', 'complete(v, kappa)'")
-    from .. import designs
 
     args, kwargs = [], {}
     for part in filter(None, (match.group(2) or "").split(",")):

@@ -14,8 +14,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .._validate import as_rng, check_int
-from ..code import Code
+from ..core.code import Code
+from ..core.validate import as_rng, check_int
 from ._common import csr_from_coords, fmt_name, seed_param
 
 __all__ = ["expander", "graph_scheme", "random_regular_graph"]

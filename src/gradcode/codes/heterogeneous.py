@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import check_int
-from ..code import Code
-from ..decoders import Decoding, _check_code, _finish, _responders
+from ..core.code import Code
+from ..core.decoders import Decoding, _check_code, _finish, _responders
+from ..core.fixed_weights import fixed_weights_expected_error
+from ..core.validate import check_int
 from ._common import csr_from_coords
 
 __all__ = [
@@ -528,8 +529,6 @@ def unbiased_expected_error(code: Code, p: Any = None, weights: Any = None) -> f
         >>> gc.codes.unbiased_expected_error(code)   # two disjoint halves, delta = 1
         2.0
     """
-    from ..analysis import fixed_weights_expected_error
-
     code = _check_code("unbiased_expected_error", code)
     prob = _p_of(code, p, "unbiased_expected_error")
     w = _weights_of(code, weights, "unbiased_expected_error")

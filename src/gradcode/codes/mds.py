@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..code import Code
+from ..core.code import Code
 from ._common import check_n_s, csr_from_coords, fmt_name
 
 __all__ = ["cyclic_mds", "cyclic_mds_generator"]

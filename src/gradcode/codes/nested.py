@@ -4,7 +4,7 @@ A nested code is a list of *levels* s_1 < ... < s_m (straggler tolerances). Ever
 i holds the partitions of a fixed processing order pi_i and computes them one after the
 other; the level-s code B^(s) uses only the FIRST s + 1 partitions of each order, so a
 worker that has finished s + 1 tasks can send its level-s vector. The master stops the
-round at the first instant some level is decodable (see :mod:`gradcode.nested_protocol`)
+round at the first instant some level is decodable (see :mod:`gradcode.protocols.nested`)
 and the computation load then matches the number of stragglers that actually happened.
 
 Only the abstract of [1] was available; the concrete construction below is [design]
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_rng, check_int
-from ..code import Code
+from ..core.code import Code
+from ..core.validate import as_rng, check_int
 from ._common import seed_param
 from .repetition import cyclic_repetition, fractional_repetition
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..code import Code
-from ..decoders import _EXACT_TOL, Decoding, _check_code, _finish, _responders, resolve
+from ..core.code import Code
+from ..core.decoders import _EXACT_TOL, Decoding, _check_code, _finish, _responders, resolve
 
 __all__ = ["kronecker", "product_decoder"]
 

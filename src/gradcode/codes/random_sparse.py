@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_rng, check_int, check_probability
-from ..code import Code
+from ..core.code import Code
+from ..core.validate import as_rng, check_int, check_probability
 from ._common import bernoulli_coords, csr_from_coords, fmt_name, seed_param
 
 __all__ = ["bernoulli", "regularized_bernoulli", "stochastic_block"]

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import as_rng, check_int
-from ..code import Code
+from ..core.code import Code
+from ..core.validate import as_rng, check_int
 from ._common import check_n_s, csr_from_coords, fmt_name, seed_param
 
 __all__ = ["uncoded", "fractional_repetition", "cyclic_repetition"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _emit_control  # noqa: F401  (its emitters fill the registry)
 from ._emit_basic import WEAK_LITERAL_OK
 from ._ir import Assign, Expr, FunctionDef, Line, Sym, raw, ref
 from ._literals import array_source, scalar_source

@@ -68,8 +68,6 @@ def lookup(name: str) -> Emitter:
     Raises:
         NotImplementedError: naming the primitive when none is registered.
     """
-    from . import _emit_basic, _emit_control  # noqa: F401  (fill the registry)
-
     try:
         return REGISTRY[name]
     except KeyError:

@@ -12,7 +12,7 @@ on :meth:`NestedLocalRunner.close`.
 Two kinds of round, on the SAME processes and injected delays, so that fixed codes and
 the nested code are compared on one sample path:
 
-- nested (default): the protocol of :mod:`gradcode.nested_protocol`;
+- nested (default): the protocol of :mod:`gradcode.protocols.nested`;
 - ``fixed=s`` (s one of the levels; the level-s code IS a fixed GC(n, s)): a worker
   sends its level-s vector right after its s + 1-th task; the master decodes from the
   first n - s and cancels the rest (the STOP then acts as the cancel). No beacons.
@@ -41,10 +41,10 @@ from typing import Any, Self
 
 import numpy as np
 
-from .code import Code
-from .codes.nested import is_nested
-from .errors import NotDecodableError
-from .nested_protocol import (
+from ..codes.nested import is_nested
+from ..core.code import Code
+from ..core.errors import NotDecodableError
+from .nested import (
     BEACON_BYTES,
     STOP_BYTES,
     VECTOR_HEADER_BYTES,
@@ -147,7 +147,7 @@ class RoundReport:
         level: the level used.
         responders: workers whose vectors were used.
         tasks_reported: last progress count per worker at the decision (nested mode).
-        messages: :class:`gradcode.nested_protocol.Messages` of this round.
+        messages: :class:`gradcode.protocols.nested.Messages` of this round.
         stale: messages of earlier rounds dropped during this round.
     """
 

@@ -23,7 +23,7 @@ is the beacons plus the n STOP messages (:class:`Messages`).
 
 :class:`NestedMaster` and :class:`WorkerAccumulator` are shared by the event-driven
 simulation here (:func:`simulate_round`) and by the real-process runner
-(:mod:`gradcode.nested_local`).
+(:mod:`gradcode.protocols.nested_local`).
 
 References:
     [1] L. Massny, C. Hofmeister, M. Egger, R. Bitar, A. Wachter-Zeh, "Nested gradient
@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import check_real
-from .code import Code
-from .codes.nested import is_nested
-from .decoders import exact
+from ..codes.nested import is_nested
+from ..core.code import Code
+from ..core.decoders import exact
+from ..core.validate import check_real
 
 __all__ = [
     "BEACON_BYTES",
@@ -125,7 +125,7 @@ class NestedMaster:
 
     Example:
         >>> import gradcode as gc
-        >>> from gradcode.nested_protocol import NestedMaster
+        >>> from gradcode.protocols.nested import NestedMaster
         >>> code = gc.codes.nested(4, [0, 1], seed=0)
         >>> m = NestedMaster(code)
         >>> for w in (0, 1, 2):
@@ -245,7 +245,7 @@ class WorkerAccumulator:
 
     Example:
         >>> import numpy as np, gradcode as gc
-        >>> from gradcode.nested_protocol import WorkerAccumulator
+        >>> from gradcode.protocols.nested import WorkerAccumulator
         >>> code = gc.codes.nested(4, [0, 3], family="dyadic_frc")
         >>> acc = WorkerAccumulator(code, 2)
         >>> for j in code.meta["order"][2]:
@@ -377,7 +377,7 @@ def simulate_round(code: Code, finish_times: Any, partials: Any = None, *,
 
     Example:
         >>> import numpy as np, gradcode as gc
-        >>> from gradcode.nested_protocol import simulate_round
+        >>> from gradcode.protocols.nested import simulate_round
         >>> code = gc.codes.nested(4, [0, 1, 2], seed=0)
         >>> times = np.array([[1, 2, 3], [1, 2, 3], [1, 2, 3], [9, 10, 11.]])
         >>> g = np.arange(8.0).reshape(4, 2)

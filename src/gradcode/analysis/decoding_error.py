@@ -13,10 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_rng, check_int, check_real
-from ._worst_case import FAST_LIMIT, search_optimal
-from .code import Code
-from .decoders import Decoding, _check_code, _optimal_alpha, resolve
+from ..codes.bibd import bibd_closed_form_error, bibd_decoder, bibd_structure
+from ..codes.catalogue import resolve
+from ..core.code import Code
+from ..core.decoders import Decoding, _check_code, _optimal_alpha, optimal
+from ..core.fixed_weights import fixed_weights_expected_error
+from ..core.validate import as_rng, check_int, check_real
+from .worst_case_search import FAST_LIMIT, search_optimal
 
 __all__ = [
     "ErrorEstimate", "WorstCase", "error", "expected_error", "worst_case", "worst_condition",
@@ -216,15 +219,11 @@ def worst_case(code: Code, s: int, decoder: Decoder = "optimal", *,
 
 
 def _is_optimal(decoder: Decoder) -> bool:
-    from .decoders import optimal
-
     return decoder == "optimal" if isinstance(decoder, str) else decoder is optimal
 
 
 def _bibd_optimal(code: Code, decoder: Decoder) -> tuple[int, int] | None:
     """(r, lambda) when the code is a BIBD code and the decoder is optimal or ``bibd``."""
-    from .codes.bibd import bibd_decoder, bibd_structure
-
     if not (_is_optimal(decoder) or decoder == "bibd" or decoder is bibd_decoder):
         return None
     return bibd_structure(code)
@@ -243,8 +242,6 @@ def bibd_error(code: Code, s: int) -> float:
         >>> gc.analysis.bibd_error(code, 1)     # 7 - 9 * 6 / (3 + 5)
         0.25
     """
-    from .codes.bibd import bibd_closed_form_error, bibd_structure
-
     code = _check_code("bibd_error", code)
     s = check_int("bibd_error", "s", s, low=0, high=code.n)
     st = bibd_structure(code)
@@ -286,7 +283,8 @@ def adversarial_threshold(code: Code, eps: float, decoder: Decoder = "optimal", 
     Example:
         >>> import gradcode as gc
         >>> code = gc.codes.bibd(gc.designs.fano())
-        >>> gc.analysis.adversarial_threshold(code, 0.25), gc.analysis.adversarial_threshold(code, 1.0)
+        >>> threshold = gc.analysis.adversarial_threshold
+        >>> threshold(code, 0.25), threshold(code, 1.0)
         (1, 3)
 
     References:
@@ -427,30 +425,6 @@ def graph_fixed_lower_bound(n: int, d: int, p: float) -> float:
     return p * n / (d * (1 - p))
 
 
-def fixed_weights_expected_error(code: Code, weights: Any, p: Any) -> float:
-    """Exact E||B^T (a o X) - 1||^2 when worker i is absent independently w.p. p_i
-    [derived, REFERENCES.md #6]:
-    sum_i p_i (1 - p_i) a_i^2 ||b_i||^2 + ||B^T ((1 - p) o a) - 1||^2."""
-    code = _check_code("fixed_weights_expected_error", code)
-    a = np.asarray(weights, dtype=float)
-    prob = np.asarray(p, dtype=float)
-    if prob.ndim == 0:
-        prob = np.full(code.n, float(prob))
-    for name, vec in (("weights", a), ("p", prob)):
-        if vec.shape != (code.n,):
-            raise ValueError(f"fixed_weights_expected_error: {name} must have length "
-                             f"n={code.n}, got shape {vec.shape}")
-        if not np.all(np.isfinite(vec)):
-            raise ValueError(f"fixed_weights_expected_error: {name} must be finite")
-    if np.any((prob < 0) | (prob > 1)):
-        raise ValueError("fixed_weights_expected_error: every p_i must lie in [0, 1], got "
-                         f"{prob[(prob < 0) | (prob > 1)][:3].tolist()}")
-    row_sq = np.asarray(abs(code.B).power(2).sum(axis=1)).ravel()
-    variance = float(np.sum(prob * (1 - prob) * a**2 * row_sq))
-    bias = code.B.T @ ((1 - prob) * a) - 1.0
-    return variance + float(np.sum(np.abs(bias) ** 2))
-
-
 def erasure_probability(n: int, d: int, w: int) -> float:
     """ErasureHead: P(a given FRC group of d is erased) when the first w of n workers
     form a uniformly random w-set: C(n - d, w) / C(n, w) [derived]."""
@@ -473,15 +447,3 @@ def expected_wait_exponential(n: int, w: int, mean: float) -> float:
 # Latency of sequential-task codes (fixed GC(n, s) and nested codes) lives in
 # gradcode.latency; re-exported here [issue 7], imported on first use (scipy.stats is slow
 # to import and most users of gradcode.analysis never need it).
-_LATENCY_NAMES = ("TaskTimes", "LatencyEstimate", "LatencySimulation", "fixed_latency",
-                  "nested_latency", "latency_tail", "per_worker_fixed_latency",
-                  "simulate_latency")
-__all__ += list(_LATENCY_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LATENCY_NAMES:
-        from . import latency
-
-        return getattr(latency, name)
-    raise AttributeError(f"module 'gradcode.analysis' has no attribute {name!r}")

@@ -2,12 +2,12 @@
 
 ``gc.schemes.nested(code)`` returns a :class:`NestedScheme`; ``train`` calls its
 :meth:`NestedScheme.run_round` instead of the generic arrival loop. One round follows the
-protocol of :mod:`gradcode.nested_protocol` ([design], REFERENCES.md "Nested gradient
+protocol of :mod:`gradcode.protocols.nested` ([design], REFERENCES.md "Nested gradient
 codes"): worker i computes the partitions of its order pi_i one after the other and
 sends a PROGRESS beacon after each; at the first instant some level is decodable the
-master (:class:`~gradcode.nested_protocol.NestedMaster`) sends STOP(level) to every
+master (:class:`~gradcode.protocols.nested.NestedMaster`) sends STOP(level) to every
 worker; the asked workers send one vector each and the master decodes exactly
-(:func:`~gradcode.nested_protocol.decode_vectors`).
+(:func:`~gradcode.protocols.nested.decode_vectors`).
 
 Timing model (both backends): the delay model's draw for worker i in round t is the
 delay a scheme with this code's load would see, d_i = model.sample(t, load)_i with
@@ -19,7 +19,7 @@ A fixed GC(n, s) on the same draws finishes at the (n - s)-th smallest (s + 1) u
 on every round the nested time is min over the levels of the fixed codes' times
 (:func:`gradcode.latency.nested_path_latency`).
 
-* ``simulated``: :func:`gradcode.nested_protocol.simulate_round` on those task times (no
+* ``simulated``: :func:`gradcode.protocols.nested.simulate_round` on those task times (no
   link delay): the round time is the decision instant, the gradient is decoded from the
   asked workers' level vectors.
 * ``local``: the workers run :class:`NestedTask` (installed as the backend's
@@ -43,7 +43,7 @@ History columns added to every row of a nested run (``RoundResult.extra``):
 largest block size used - 1), ``nested_decide_time`` (when the master decided),
 ``nested_beacons``, ``nested_stops``, ``nested_vectors``, ``nested_extra_messages``
 (beacons + STOPs: what a fixed code does not send), ``nested_extra_bytes``,
-``nested_vector_bytes`` (message sizes of :mod:`gradcode.nested_protocol`) and
+``nested_vector_bytes`` (message sizes of :mod:`gradcode.protocols.nested`) and
 ``nested_work`` (partitions computed: all tasks finished by STOP when simulated, the
 tasks reported at the decision on real workers).
 
@@ -67,11 +67,15 @@ from typing import Any
 
 import numpy as np
 
-from .backends.base import RoundInfo
-from .backends.local import LocalBackend
-from .code import Code
-from .decoders import Decoding, exact
-from .nested_protocol import (
+from ..backends.base import RoundInfo
+from ..backends.local import LocalBackend
+from ..codes.nested import is_nested
+from ..core.code import Code
+from ..core.decoders import Decoding, exact
+from ..engine.schemes import Scheme
+from ..engine.training import RoundResult
+from ..engine.wait import until_decodable
+from .nested import (
     BEACON_BYTES,
     STOP_BYTES,
     VECTOR_HEADER_BYTES,
@@ -82,10 +86,8 @@ from .nested_protocol import (
     decode_vectors,
     simulate_round,
 )
-from .schemes import Scheme
-from .training import RoundResult
 
-__all__ = ["NestedScheme", "NestedTask", "NestedTaskFactory"]
+__all__ = ["NestedScheme", "NestedTask", "NestedTaskFactory", "nested"]
 
 
 # --------------------------------------------------------------------------- the scheme
@@ -209,7 +211,7 @@ def _simulated_round(scheme: NestedScheme, backend: Any, round: int,
 class NestedTaskFactory:
     """Picklable ``task_factory`` of the local backend: ``(worker, parts) -> NestedTask``.
 
-    Holds one empty :class:`~gradcode.nested_protocol.WorkerAccumulator` per worker (its
+    Holds one empty :class:`~gradcode.protocols.nested.WorkerAccumulator` per worker (its
     order and level coefficients), not the code.
     """
 
@@ -394,3 +396,30 @@ def _protocol_round(scheme: NestedScheme, backend: Any, params: np.ndarray,
     responders = [w for w in dict.fromkeys(state.arrival) if w in decision.assignment]
     return _result(scheme, decision, g_hat, responders, float(info.end_time), info,
                    state.decide_time, msgs, state.work, dim)
+
+
+def nested(code: Code, *, deadline: float | None = None) -> Scheme:
+    """A nested gradient code run with its protocol: workers compute their partitions in
+    order and beacon after each; the master picks the level at the first decodable
+    instant, sends STOP(level), and decodes the asked vectors exactly.
+
+    Works with :func:`gradcode.training.train` on the ``"simulated"`` and ``"local"``
+    backends (see :mod:`gradcode.protocols.nested_scheme` for the timing model and the extra
+    history columns ``nested_level``, ``nested_extra_messages``, ``nested_extra_bytes``...).
+
+    Args:
+        code: a nested code, ``gc.codes.nested(n, levels, ...)``.
+        deadline: optional time limit (seconds) of every round.
+
+    Raises:
+        TypeError: ``code`` is not a nested code.
+
+    Example:
+        >>> import gradcode as gc
+        >>> gc.schemes.nested(gc.codes.nested(6, (0, 1, 2), seed=0)).name
+        "nested(nested(n=6, levels=(0, 1, 2), family='cyclic', seed=0))"
+    """
+    if not is_nested(code):
+        raise TypeError(f"nested: code must be a nested code from gc.codes.nested(...), got "
+                        f"{getattr(code, 'name', type(code).__name__)!r}")
+    return NestedScheme(code, "exact", until_decodable(deadline), name=f"nested({code.name})")

@@ -1,0 +1,621 @@
+"""Decoders: turn the responders of a round into weights a (zero on stragglers).
+
+Every decoder is a plain callable ``decoder(code, responders) -> Decoding``; ``responders``
+is a boolean mask of length n or a sequence of worker indices (in arrival order, which
+only :func:`frc_group` uses). :func:`decode` accepts the callable or its name.
+
+Identity used throughout [derived, REFERENCES.md #1]: the optimal alpha* = P_F 1 (the
+projection of the all-ones vector onto the row space of B_F) is unique even when the
+weights are not, and error_opt(F) = ||alpha* - 1||^2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.sparse import csgraph
+from scipy.sparse.linalg import lsmr
+
+from .code import Code
+from .errors import NotDecodableError
+from .tolerance import EXACT_TOL
+
+__all__ = [
+    "Decoding", "decode", "optimal", "one_step", "exact", "frc_group", "graph", "fixed",
+    "DECODERS", "resolve", "responder_mask",
+]
+
+_CACHE_SIZE = 256
+_DENSE_LIMIT = 400          # responder sets up to this many rows and columns: one dense solve
+_BATCH_LIMIT = 32           # components up to this size are solved in batched stacks
+_EXACT_TOL = EXACT_TOL      # exact decoding: error must be below this times max(k, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class Decoding:
+    """Result of decoding one round.
+
+    Attributes:
+        weights: length n, zero on stragglers; estimate = sum_i weights[i] f_i.
+        alpha: B^T weights, length k: the coefficient each partition ends up with.
+        error: squared decoding error ||alpha - 1||^2.
+    """
+
+    weights: np.ndarray
+    alpha: np.ndarray
+    error: float
+
+    def __repr__(self) -> str:
+        nz = int(np.count_nonzero(self.weights))
+        return f"Decoding(error={self.error:.6g}, nonzero_weights={nz}, k={self.alpha.size})"
+
+
+def _finish(code: Code, weights: np.ndarray, alpha: np.ndarray | None = None) -> Decoding:
+    if alpha is None:
+        alpha = code.B.T @ weights
+    err = float(np.sum(np.abs(alpha - 1.0) ** 2))
+    return Decoding(weights=weights, alpha=alpha, error=err)
+
+
+# --------------------------------------------------------------------------- responders
+def _check_code(where: str, code: Any) -> Code:
+    if not isinstance(code, Code):
+        raise TypeError(f"{where}: code must be a gradcode.Code, got {type(code).__name__}")
+    return code
+
+
+def _responders(where: str, code: Code, responders: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``responders``; return (bool mask of length n, indices in given order)."""
+    n = code.n
+    arr = np.asarray(responders)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"{where}: responders mask must have shape ({n},) to match "
+                             f"n={n}, got shape {arr.shape}")
+        return arr.copy(), np.flatnonzero(arr)
+    if arr.size == 0:
+        return np.zeros(n, dtype=bool), np.zeros(0, dtype=np.int64)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise TypeError(f"{where}: responders must be a boolean mask of length n={n} or a "
+                        f"1-d sequence of worker indices, got {arr.dtype} array of shape "
+                        f"{arr.shape}")
+    if arr.min() < 0 or arr.max() >= n:
+        bad = arr[(arr < 0) | (arr >= n)][0]
+        raise ValueError(f"{where}: responder index {int(bad)} must lie in [0, {n - 1}]")
+    mask = np.zeros(n, dtype=bool)
+    mask[arr] = True
+    if mask.sum() != arr.size:
+        raise ValueError(f"{where}: responder indices must be distinct, got duplicates in "
+                         f"{arr.tolist()[:20]}")
+    return mask, arr.astype(np.int64)
+
+
+def responder_mask(code: Code, responders: Any) -> np.ndarray:
+    """Validated boolean mask of length ``code.n`` for ``responders``."""
+    return _responders("responder_mask", _check_code("responder_mask", code), responders)[0]
+
+
+def _memo(code: Code, key: tuple, compute: Callable[[], Any]) -> Any:
+    cache = code.cache()
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = compute()
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+# --------------------------------------------------------------------------- optimal
+def _optimal_alpha(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares weights and alpha* for the responder mask (memoised per pattern)."""
+    key = ("optimal", np.packbits(mask).tobytes())
+    return _memo(code, key, lambda: _solve_least_squares(code, mask))
+
+
+def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, k = code.n, code.k
+    dtype = code.B.dtype
+    weights = np.zeros(n, dtype=dtype)
+    alpha = np.zeros(k, dtype=dtype)
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return weights, alpha
+    BF = code.B[rows]                                  # |F| x k, CSR
+    if max(BF.shape) <= _DENSE_LIMIT:
+        # small: one dense minimum-norm solve beats splitting into components
+        a = _lstsq_block(BF)
+        weights[rows] = a
+        alpha[:] = BF.T @ a
+        return weights, alpha
+    # Connected components of the bipartite responder/partition graph decouple the
+    # least-squares problem: solve each block on its own.
+    nf = rows.size
+    # structure only: csgraph casts values to float64 (dropping imaginary parts)
+    pattern = sp.csr_array((np.ones(BF.nnz), BF.indices, BF.indptr), shape=BF.shape)
+    adj = sp.block_array([[None, pattern], [pattern.T, None]], format="csr")
+    ncomp, labels = csgraph.connected_components(adj, directed=False)
+    row_lab, col_lab = labels[:nf], labels[nf:]
+    held = np.bincount(BF.indices, minlength=k) > 0
+    order_r = np.argsort(row_lab, kind="stable")
+    order_c = np.argsort(col_lab, kind="stable")
+    r_bounds = np.searchsorted(row_lab[order_r], np.arange(ncomp + 1))
+    c_bounds = np.searchsorted(col_lab[order_c], np.arange(ncomp + 1))
+    r_size, c_size = np.diff(r_bounds), np.diff(c_bounds)
+    useful = (r_size > 0) & (np.bincount(col_lab, weights=held, minlength=ncomp) > 0)
+    size = np.maximum(r_size, c_size)
+    small = useful & (size <= _BATCH_LIMIT)
+    if np.any(small):
+        # many small components (FRC groups, sparse graphs): batched pseudo-inverses,
+        # one stack per power-of-two size bucket, instead of a Python loop
+        local_r = np.empty(nf, dtype=np.int64)
+        local_r[order_r] = np.arange(nf) - r_bounds[row_lab[order_r]]
+        local_c = np.empty(k, dtype=np.int64)
+        local_c[order_c] = np.arange(k) - c_bounds[col_lab[order_c]]
+        coo = BF.tocoo()
+        nz_comp = row_lab[coo.row]
+        bucket = np.ceil(np.log2(np.maximum(size, 1))).astype(np.int64)
+        for b in np.unique(bucket[small]):
+            comps = np.flatnonzero(small & (bucket == b))
+            slot = np.full(ncomp, -1)
+            slot[comps] = np.arange(comps.size)
+            width = int(2 ** b)
+            stack = np.zeros((comps.size, width, width), dtype=dtype)   # [comp, col, row]
+            sel = slot[nz_comp] >= 0
+            stack[slot[nz_comp[sel]], local_c[coo.col[sel]], local_r[coo.row[sel]]] = \
+                coo.data[sel]
+            a = np.linalg.pinv(stack) @ np.ones(width, dtype=dtype)          # [comp, row]
+            in_r = slot[row_lab] >= 0
+            weights[rows[in_r]] = a[slot[row_lab[in_r]], local_r[in_r]]
+    BFc = BF.tocsc()
+    for comp in np.flatnonzero(useful & ~small):
+        r = order_r[r_bounds[comp]:r_bounds[comp + 1]]
+        c = order_c[c_bounds[comp]:c_bounds[comp + 1]]
+        block = BFc[:, c][r]                           # |r| x |c|
+        weights[rows[r]] = _lstsq_block(block)
+    alpha[:] = BF.T @ weights[rows]
+    return weights, alpha
+
+
+def _lstsq_block(block: sp.csr_array) -> np.ndarray:
+    """min_a ||block^T a - 1|| (minimum-norm a for small blocks)."""
+    A = block.T                                        # columns x rows
+    ones = np.ones(A.shape[0], dtype=block.dtype)
+    if max(A.shape) <= _DENSE_LIMIT or np.iscomplexobj(block.data):
+        sol = sla.lstsq(A.toarray(), ones, lapack_driver="gelsd")[0]
+        return sol
+    A = sp.csr_array(A)
+    scale = sp.linalg.norm(A)
+
+    def optimal_enough(x: np.ndarray) -> bool:
+        # first-order optimality: the residual must be orthogonal to the range of A
+        r = ones - A @ x
+        return bool(np.linalg.norm(A.T @ r) <= 1e-10 * scale * max(np.linalg.norm(r), 1.0))
+
+    # LSMR, then a dense minimum-norm lstsq when it is not optimal enough
+    sol = lsmr(A, ones, atol=1e-15, btol=1e-15, conlim=1e15, maxiter=20 * max(A.shape))[0]
+    if not optimal_enough(sol):
+        sol = sla.lstsq(A.toarray(), ones, lapack_driver="gelsd")[0]
+    return sol
+
+
+def optimal(code: Code, responders: Any) -> Decoding:
+    """Least-squares decoding: a* = argmin ||B_F^T a - 1|| over a supported on F.
+
+    The problem splits over connected components of the bipartite graph between
+    responders and the partitions they hold; small components are solved densely
+    (LAPACK ``gelsd``), large ones with sparse LSMR and a first-order optimality check
+    that falls back to a dense solve. Results are memoised per responder pattern.
+
+    Args:
+        code: the code.
+        responders: boolean mask (n,) or worker indices.
+
+    Returns:
+        The :class:`Decoding`; its ``error`` equals k - 1^T alpha* for real codes.
+
+    Example:
+        >>> import gradcode as gc
+        >>> code = gc.codes.fractional_repetition(n=6, s=2)
+        >>> round(gc.decoders.optimal(code, [0, 3]).error, 12)
+        0.0
+    """
+    code = _check_code("optimal", code)
+    mask, _ = _responders("optimal", code, responders)
+    weights, alpha = _optimal_alpha(code, mask)
+    return _finish(code, weights.copy(), alpha.copy())
+
+
+def exact(code: Code, responders: Any) -> Decoding:
+    """Exact decoding: weights with B_F^T a = 1, or :class:`NotDecodableError`.
+
+    Solves the least-squares problem and accepts it when ||alpha - 1||^2 <= 1e-9 k.
+
+    Raises:
+        NotDecodableError: the responders do not span the all-ones vector; the message
+            says how many responded and how many stragglers the code tolerates.
+    """
+    code = _check_code("exact", code)
+    mask, _ = _responders("exact", code, responders)
+    weights, alpha = _optimal_alpha(code, mask)
+    dec = _finish(code, weights.copy(), alpha.copy())
+    if dec.error > _EXACT_TOL * max(code.k, 1):
+        responded = int(mask.sum())
+        raise NotDecodableError(
+            f"exact: {responded} of {code.n} workers responded ({code.n - responded} "
+            f"stragglers) but {code.name} tolerates {code.tolerates} stragglers "
+            f"(needs at least {code.n - code.tolerates} responders); the best "
+            f"approximation leaves error {dec.error:.3g}")
+    return dec
+
+
+# --------------------------------------------------------------------------- one-step
+def one_step_constant(code: Code, stragglers: int) -> complex | float:
+    """The constant c with E[alpha] = 1 under a uniformly random responder set of size
+    n - s: c = n k / ((n - s) sum_ij B_ij). For a 0/1 code with replication d this is
+    n / (d (n - s)) [REFERENCES.md #4]; for B = Adj/d it is n / (n - s)."""
+    total = code.B.sum()
+    responders = code.n - stragglers
+    if responders <= 0 or total == 0:
+        return 0.0
+    c = code.n * code.k / (responders * total)
+    return complex(c) if np.iscomplexobj(c) else float(c)
+
+
+def one_step(code: Code, responders: Any) -> Decoding:
+    """One-step (constant) decoding: a_i = c on every responder.
+
+    c = n k / ((n - s) sum B) makes E[alpha] = 1 under uniformly random stragglers
+    (the constant n / (d (n - s)) of Charles et al. 2017 for d-replicated 0/1 codes).
+
+    References:
+        [1] Z. Charles, D. Papailiopoulos, J. Ellenberg, "Approximate gradient coding via
+            sparse random graphs", arXiv:1711.06771, 2017.
+    """
+    code = _check_code("one_step", code)
+    mask, _ = _responders("one_step", code, responders)
+    c = one_step_constant(code, code.n - int(mask.sum()))
+    weights = np.where(mask, c, 0).astype(code.B.dtype)
+    return _finish(code, weights)
+
+
+# --------------------------------------------------------------------------- FRC groups
+def frc_groups(code: Code) -> np.ndarray:
+    """Group label of each worker for a fractional-repetition-shaped code.
+
+    Workers with identical rows form a group; distinct groups must hold disjoint
+    partitions. Raises ``ValueError`` for other codes.
+    """
+    def compute() -> np.ndarray:
+        B = code.B
+        keys = [(B.indices[B.indptr[i]:B.indptr[i + 1]].tobytes(),
+                 B.data[B.indptr[i]:B.indptr[i + 1]].tobytes()) for i in range(code.n)]
+        lookup: dict[tuple, int] = {}
+        labels = np.array([lookup.setdefault(key, len(lookup)) for key in keys])
+        owner = np.full(code.k, -1)
+        for i in range(code.n):
+            cols = B.indices[B.indptr[i]:B.indptr[i + 1]]
+            clash = (owner[cols] != -1) & (owner[cols] != labels[i])
+            if np.any(clash):
+                raise ValueError(
+                    f"frc_group: {code.name} is not a fractional-repetition code: partition "
+                    f"{int(cols[clash][0])} is held by two different groups of identical rows")
+            owner[cols] = labels[i]
+        return labels
+
+    return _memo(code, ("frc_groups",), compute)
+
+
+def frc_group(code: Code, responders: Any) -> Decoding:
+    """ErasureHead decoding: the FIRST responder of each group gets weight 1.
+
+    Groups are workers with identical rows (disjoint supports). Uncovered groups are
+    dropped with no rescaling, so the estimate is biased: E[g_hat] = (1 - P_erase) g.
+    Pass ``responders`` as indices in arrival order; a mask counts lowest index first.
+
+    References:
+        [1] H. Wang, Z. Charles, D. Papailiopoulos, "ErasureHead: distributed gradient
+            descent without delays using approximate gradient coding", arXiv:1901.09671, 2019.
+    """
+    code = _check_code("frc_group", code)
+    mask, order = _responders("frc_group", code, responders)
+    perm, starts = _frc_layout(code)
+    n = code.n
+    rank = np.full(n, n, dtype=np.int64)          # arrival rank; n = did not respond
+    rank[order] = np.arange(order.size)
+    first_rank = np.minimum.reduceat(rank[perm], starts)
+    first_rank = first_rank[first_rank < n]
+    weights = np.zeros(n, dtype=code.B.dtype)
+    weights[order[first_rank]] = 1.0
+    return _finish(code, weights)
+
+
+def _frc_layout(code: Code) -> tuple[np.ndarray, np.ndarray]:
+    """Workers sorted by FRC group, and where each group starts in that order (cached)."""
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        labels = frc_groups(code)
+        perm = np.argsort(labels, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(labels[perm]) != 0])
+        return perm, starts
+
+    return _memo(code, ("frc_layout",), compute)
+
+
+# --------------------------------------------------------------------------- graph
+def _graph_edges(code: Code) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, v, c): worker e holds partitions u[e] != v[e] with the same coefficient c[e]."""
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        B = code.B
+        support = np.diff(B.indptr)
+        if code.is_complex or np.any(support != 2):
+            raise ValueError(f"graph: {code.name} is not a graph scheme: every row must hold "
+                             f"exactly two partitions (row supports found: "
+                             f"{sorted(set(support.tolist()))[:5]})")
+        data = B.data.reshape(-1, 2)
+        if not np.allclose(data[:, 0], data[:, 1], rtol=1e-12, atol=0):
+            raise ValueError(f"graph: {code.name} is not a graph scheme: the two coefficients "
+                             f"of each row must be equal")
+        idx = B.indices.reshape(-1, 2)
+        return idx[:, 0].copy(), idx[:, 1].copy(), data[:, 0].copy()
+
+    return _memo(code, ("graph_edges",), compute)
+
+
+def _graph_structure(code: Code) -> dict[str, Any]:
+    """Cached CSR adjacency of the full graph: data = edge id, rows sorted, plus keys."""
+    def compute() -> dict[str, Any]:
+        u, v, c = _graph_edges(code)
+        k, m = code.k, u.size
+        # both directions of every edge, sorted by (row, column); parallel edges (two
+        # workers holding the same pair) stay separate entries
+        rows = np.r_[u, v].astype(np.int64)
+        cols = np.r_[v, u].astype(np.int64)
+        keys = rows * k + cols
+        order = np.argsort(keys, kind="stable")
+        indptr = np.searchsorted(rows[order], np.arange(k + 1)).astype(np.int64)
+        return {"u": u, "v": v, "c": c, "indptr": indptr, "indices": cols[order],
+                "eid": np.r_[np.arange(m), np.arange(m)][order], "ones": np.ones(2 * m + k),
+                "parallel": bool(np.any(np.diff(keys[order]) == 0))}
+
+    return _memo(code, ("graph_structure",), compute)
+
+
+def graph(code: Code, responders: Any) -> Decoding:
+    """Optimal decoding of a graph scheme in closed form, O(n + m) [Glasgow-Wootters].
+
+    Machines are edges of a graph on the k data blocks. On each connected component of
+    the surviving-edge graph: non-bipartite -> alpha = 1; bipartite with sides L, R
+    (|L| >= |R|) -> alpha_R = 1 + delta, alpha_L = 1 - delta, delta = (|L|-|R|)/(|L|+|R|);
+    a block with no surviving edge -> alpha = 0. Edge weights reproducing alpha are found
+    on a BFS spanning forest (leaves up, level by level), with one extra odd-cycle edge per
+    non-bipartite component whose weight is fixed in closed form beforehand.
+
+    Example:
+        >>> import gradcode as gc
+        >>> code = gc.codes.graph_scheme(k=8, d=3, seed=1)
+        >>> abs(gc.decode(code, list(range(10)), decoder="graph").error
+        ...     - gc.decode(code, list(range(10)), decoder="optimal").error) < 1e-9
+        True
+
+    References:
+        [1] M. Glasgow, M. Wootters, "Approximate gradient coding with optimal decoding",
+            arXiv:2006.09638, 2021.
+    """
+    code = _check_code("graph", code)
+    mask, _ = _responders("graph", code, responders)
+    st = _graph_structure(code)
+    weights, alpha = _graph_solve(code.k, st, mask)
+    weights[mask] /= st["c"][mask]
+    return _finish(code, weights, alpha)
+
+
+def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = mask.size
+    weights = np.zeros(n)
+    alpha = np.zeros(k)
+    keep = mask[st["eid"]]
+    if not keep.any():
+        return weights, alpha
+    u_all, v_all = st["u"], st["v"]
+    csum = np.zeros(keep.size + 1, dtype=np.int64)
+    np.cumsum(keep, out=csum[1:])
+    indptr = csum[st["indptr"]]
+    indices = st["indices"][keep]
+    eid = st["eid"][keep]
+    deg = np.diff(indptr)
+    row_of = np.repeat(np.arange(k), deg)
+    if st["parallel"]:
+        # parallel edges: csgraph's strong-components routine does not terminate on
+        # duplicate CSR entries, so the traversal uses a de-duplicated copy
+        keys = row_of * k + indices
+        uniq = np.r_[True, keys[1:] != keys[:-1]]
+        g_indices = indices[uniq]
+        g_indptr = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of[uniq], minlength=k), out=g_indptr[1:])
+    else:
+        g_indices, g_indptr = indices, indptr
+    nnz = g_indices.size
+    # one buffer for the graph plus a super-root row k (empty while finding components,
+    # then pointing at one vertex per component so that one BFS spans the forest)
+    ext_indices = np.empty(nnz + k, dtype=np.int32)
+    ext_indices[:nnz] = g_indices
+    ext_indptr = np.empty(k + 2, dtype=np.int32)
+    ext_indptr[:k + 1] = g_indptr
+    ext_indptr[k + 1] = nnz
+    ones = st["ones"][:nnz + k]
+    ncomp, lab = csgraph.connected_components(
+        sp.csr_array((ones[:nnz], ext_indices[:nnz], ext_indptr), shape=(k + 1, k + 1)),
+        directed=True, connection="strong")
+    ncomp -= 1                                    # drop the (isolated) super-root's label
+    root_lab = lab[k]
+    lab = lab[:k].astype(np.int64)
+    lab -= lab > root_lab
+    first = np.empty(ncomp, dtype=np.int64)       # any one vertex of each component
+    first[lab] = np.arange(k)
+    ext_indices[nnz:nnz + ncomp] = first
+    ext_indptr[k + 1] = nnz + ncomp
+    ext = sp.csr_array((ones[:nnz + ncomp], ext_indices[:nnz + ncomp], ext_indptr),
+                       shape=(k + 1, k + 1))
+    order, pred = csgraph.breadth_first_order(ext, k, directed=True, return_predecessors=True)
+    pos = np.empty(k + 1, dtype=np.int64)
+    pos[order] = np.arange(k + 1)
+    ppos = pos[pred[order[1:]]]                # parent position of order[1:], non-decreasing
+    # level boundaries in BFS order: level t+1 = children of level t
+    bounds = [0, 1]
+    while bounds[-1] < k + 1:
+        nxt = int(np.searchsorted(ppos, bounds[-1] - 1, side="right")) + 1
+        if nxt <= bounds[-1]:
+            raise RuntimeError("graph: internal error, BFS forest does not span the graph")
+        bounds.append(nxt)
+    depth = np.empty(k + 1, dtype=np.int64)
+    for t in range(len(bounds) - 1):
+        depth[order[bounds[t]:bounds[t + 1]]] = t
+    depth = depth[:k]
+    parity = depth & 1
+    eids = np.flatnonzero(mask)
+    u, v = u_all[eids], v_all[eids]
+    same = parity[u] == parity[v]              # joins equal BFS parities: an odd cycle
+    odd_comp = np.zeros(ncomp, dtype=bool)
+    odd_comp[lab[u[same]]] = True
+    size1 = np.bincount(lab, weights=parity, minlength=ncomp)
+    size0 = np.bincount(lab, minlength=ncomp) - size1
+    delta = np.abs(size0 - size1) / np.maximum(size0 + size1, 1)
+    on_big_side = np.where(parity == 1, (size1 >= size0)[lab], (size0 >= size1)[lab])
+    alpha = np.where(odd_comp[lab], 1.0,
+                     np.where(on_big_side, 1.0 - delta[lab], 1.0 + delta[lab]))
+    alpha[deg == 0] = 0.0
+    # The root residual of a leaves-up solve is sum_v sign_v (alpha_v - extra_v) with
+    # sign = (-1)^depth; an extra weight t on one odd edge (both ends of sign sigma)
+    # changes it by -2 sigma t, so t = r0 / (2 sigma) makes it vanish.
+    sign = 1.0 - 2.0 * parity
+    r0 = np.bincount(lab, weights=sign * alpha, minlength=ncomp)
+    odd_edges = np.flatnonzero(same)
+    odd_edge_of = np.full(ncomp, -1)
+    odd_edge_of[lab[u[odd_edges]][::-1]] = odd_edges[::-1]
+    oe = odd_edge_of[odd_edge_of >= 0]
+    comp_oe = lab[u[oe]]
+    t = r0[comp_oe] / (2.0 * sign[u[oe]])
+    w = np.zeros(u.size)
+    w[oe] = t
+    s_val = alpha.copy()
+    s_val[u[oe]] -= t
+    s_val[v[oe]] -= t
+    # leaves up over BFS levels (positions >= 2 are non-root vertices)
+    s_pos = np.r_[0.0, s_val[order[1:]]]
+    acc = np.zeros(k + 1)
+    wpos = np.zeros(k + 1)
+    for lev in range(len(bounds) - 2, 1, -1):
+        a, b = bounds[lev], bounds[lev + 1]
+        val = s_pos[a:b] - acc[a:b]
+        wpos[a:b] = val
+        pa = ppos[a - 1:b - 1]
+        lo = bounds[lev - 1]
+        acc[lo:a] += np.bincount(pa - lo, weights=val, minlength=a - lo)
+    # tree edge (child, parent) of every vertex below level 1
+    # (vertex, parent) entries of the surviving adjacency; parallel edges: first one only
+    parent_of = np.where(depth >= 2, pred[:k], -1)
+    hit = np.flatnonzero(indices == np.repeat(parent_of, deg))
+    if hit.size:
+        hit_row = row_of[hit]
+        hit = hit[np.r_[True, hit_row[1:] != hit_row[:-1]]]
+        weights[eid[hit]] = wpos[pos[row_of[hit]]]
+    weights[eids[oe]] += t
+    return weights, alpha
+
+
+# --------------------------------------------------------------------------- fixed
+def fixed(weights: Any) -> Callable[[Code, Any], Decoding]:
+    """A decoder that uses the given weights on responders and zero on stragglers.
+
+    Args:
+        weights: length-n real or complex vector, chosen before the round (e.g. the
+            unbiased weights 1 / (1 - p_i) for independent straggling).
+
+    Returns:
+        A decoder ``(code, responders) -> Decoding``; it raises ``ValueError`` when the
+        code's n differs from ``len(weights)``.
+
+    Example:
+        >>> import numpy as np, gradcode as gc
+        >>> code = gc.codes.uncoded(4)
+        >>> dec = gc.decode(code, [0, 1, 2], decoder=gc.decoders.fixed(np.full(4, 4 / 3)))
+        >>> round(dec.error, 12)   # 3 (1/3)^2 for the responders + 1 for the lost partition
+        1.333333333333
+    """
+    w = np.asarray(weights)
+    if w.ndim != 1 or w.size == 0 or w.dtype.kind not in "biufc":
+        raise TypeError(f"fixed: weights must be a non-empty 1-d numeric vector, got "
+                        f"{w.dtype} array of shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("fixed: weights must be finite, got "
+                         f"{w[~np.isfinite(w)][:3].tolist()}")
+    w = w.astype(np.complex128 if w.dtype.kind == "c" else np.float64)
+
+    def fixed_decoder(code: Code, responders: Any) -> Decoding:
+        code = _check_code("fixed", code)
+        if code.n != w.size:
+            raise ValueError(f"fixed: len(weights)={w.size} must equal the code's n={code.n}")
+        mask, _ = _responders("fixed", code, responders)
+        dtype = np.result_type(w.dtype, code.B.dtype)
+        return _finish(code, np.where(mask, w, 0).astype(dtype))
+
+    fixed_decoder.__name__ = "fixed"
+    return fixed_decoder
+
+
+# --------------------------------------------------------------------------- registry
+DECODERS: dict[str, Callable[[Code, Any], Decoding]] = {
+    "optimal": optimal,
+    "one_step": one_step,
+    "exact": exact,
+    "frc_group": frc_group,
+    "graph": graph,
+}
+"""The core decoders by name. The full registry, with the decoders that code families
+bring (``bibd``, ``product``, ``unbiased``), is :data:`gradcode.codes.catalogue.DECODERS`."""
+
+
+def resolve(decoder: str | Callable[[Code, Any], Decoding], where: str = "decode",
+            registry: dict[str, Callable[[Code, Any], Decoding]] | None = None,
+            ) -> Callable[[Code, Any], Decoding]:
+    """Return the decoder callable for a name (looked up in ``registry``, by default the
+    core :data:`DECODERS`) or a callable (returned as is)."""
+    names = DECODERS if registry is None else registry
+    if callable(decoder):
+        return decoder
+    if isinstance(decoder, str) and decoder in names:
+        return names[decoder]
+    raise ValueError(f"{where}: decoder={decoder!r} is not a known decoder; valid names: "
+                     f"{', '.join(sorted(names))} (or pass a callable)")
+
+
+def decode(code: Code, responders: Sequence[int] | np.ndarray,
+           decoder: str | Callable[[Code, Any], Decoding] = "optimal") -> Decoding:
+    """Decode one round: weights on the responders, alpha = B^T weights, and the error.
+
+    Args:
+        code: a :class:`gradcode.Code`.
+        responders: boolean mask of length n, or worker indices (arrival order).
+        decoder: a name from ``DECODERS`` or a callable ``(code, responders) -> Decoding``.
+
+    Returns:
+        :class:`Decoding` with ``weights``, ``alpha`` and ``error`` = ||alpha - 1||^2.
+
+    Raises:
+        ValueError: unknown decoder name or malformed responders.
+        NotDecodableError: ``decoder="exact"`` with too many stragglers.
+
+    Example:
+        >>> import gradcode as gc
+        >>> code = gc.codes.fractional_repetition(n=6, s=2)
+        >>> round(gc.decode(code, [0, 1, 2, 3], decoder="exact").error, 12)
+        0.0
+    """
+    _check_code("decode", code)
+    return resolve(decoder)(code, responders)
