@@ -40,7 +40,7 @@ from gradcode.latency import (
     sample_task_times,
     simulate_latency,
 )
-from gradcode.nested_protocol import simulate_round
+from gradcode.protocols.nested import simulate_round
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "nested.md")
 
@@ -176,8 +176,8 @@ def part_messages(lines: list[str], samples: int) -> None:
 
 
 def part_real(lines: list[str], rounds: int) -> None:
-    from gradcode.nested_local import NestedLocalRunner
     from gradcode.problems import least_squares
+    from gradcode.protocols.nested_local import NestedLocalRunner
 
     n, dim = 6, 20
     unit = 0.04                                       # seconds per task (shift)
