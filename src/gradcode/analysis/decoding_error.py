@@ -230,8 +230,9 @@ def _bibd_optimal(code: Code, decoder: Decoder) -> tuple[int, int] | None:
 
 
 def bibd_error(code: Code, s: int) -> float:
-    """Optimal error of a BIBD code with ANY s stragglers [Kadhe 2019; derived]:
-    b - r^2 (n - s) / (r + lambda (n - s - 1)), b = k partitions (blocks), n = v workers.
+    """Optimal error of a BIBD code with ANY s stragglers [Kadhe 2019; derived,
+    docs/theory.md, T18]: b - r^2 (n - s) / (r + lambda (n - s - 1)), b = k partitions
+    (blocks), n = v workers.
 
     Raises:
         ValueError: the code is not a BIBD code (0/1 with B B^T = (r - lambda) I + lambda J).
@@ -345,7 +346,7 @@ def harmonic(m: int) -> float:
 
 def frc_expected_error(n: int, d: int, s: int) -> float:
     """FRC (k = n, groups of d) with s uniformly random stragglers, optimal decoding:
-    E[error] = k C(s, d) / C(n, d) [derived, REFERENCES.md]."""
+    E[error] = k C(s, d) / C(n, d) [derived, docs/theory.md, T8]."""
     n = check_int("frc_expected_error", "n", n, low=1)
     d = check_int("frc_expected_error", "d", d, low=1, high=n)
     s = check_int("frc_expected_error", "s", s, low=0, high=n)
@@ -361,7 +362,8 @@ def frc_worst_case_error(d: int, s: int) -> float:
 
 def bgc_one_step_expected_error(n: int, d: float, s: int) -> float:
     """BGC with k = n, one-step rho = k / (d (n - s)), expectation over the code and a
-    fixed-size responder set: E[error] = k (k - d) / (d (n - s)) [derived]."""
+    fixed-size responder set: E[error] = k (k - d) / (d (n - s))
+    [derived, docs/theory.md, T11]."""
     n = check_int("bgc_one_step_expected_error", "n", n, low=1)
     d = check_real("bgc_one_step_expected_error", "d", d, low=0, high=n, low_open=True)
     s = check_int("bgc_one_step_expected_error", "s", s, low=0, high=n - 1)
@@ -371,7 +373,7 @@ def bgc_one_step_expected_error(n: int, d: float, s: int) -> float:
 def _one_step_bound(where: str, code: Code, s: int) -> float:
     """(||P B||_2 / c)^2 n s / (n - s) for a code with equal column sums c, P = I - J / n.
 
-    [derived] With u = c_1 1_F (the one-step constant n / (c (n - s))) and
+    [derived, docs/theory.md, T6] With u = c_1 1_F (the one-step constant n / (c (n - s))) and
     1_S = (s / n) 1 + z, z orthogonal to 1: alpha - 1 = -c_1 B^T z = -c_1 (P B)^T z and
     ||z||^2 = s (n - s) / n, which gives the bound. For a non-negative biregular B, 1 is
     B's top left singular vector, so ||P B||_2 is its second singular value sigma_2.
@@ -406,7 +408,7 @@ def expander_bound(code: Code, s: int) -> float:
 
 def spectral_bound(code: Code, s: int) -> float:
     """One-step bound for a biregular code, for EVERY straggler set of size s
-    [derived, REFERENCES.md #5]: error <= (sigma_2 / c)^2 n s / (n - s), where sigma_2 is
+    [derived, docs/theory.md, T6]: error <= (sigma_2 / c)^2 n s / (n - s), where sigma_2 is
     B's second singular value and c its common column sum (c = d for a 0/1 code with
     replication d, giving sigma_2^2 n s / ((n - s) d^2)). Computed as ||(I - J/n) B||_2,
     which equals sigma_2 for non-negative B and keeps the bound valid for signed B."""
@@ -418,7 +420,7 @@ def spectral_bound(code: Code, s: int) -> float:
 def graph_fixed_lower_bound(n: int, d: int, p: float) -> float:
     """Lower bound p n / (d (1 - p)) on E||alpha - 1||^2 for any fixed unbiased decoding
     of a graph scheme with n blocks of degree d, machines failing w.p. p
-    [Glasgow-Wootters 2021]."""
+    [Glasgow-Wootters 2021; proof in docs/theory.md, T16]."""
     n = check_int("graph_fixed_lower_bound", "n", n, low=1)
     d = check_int("graph_fixed_lower_bound", "d", d, low=1)
     p = check_real("graph_fixed_lower_bound", "p", p, low=0.0, high=1.0, high_open=True)
@@ -427,7 +429,7 @@ def graph_fixed_lower_bound(n: int, d: int, p: float) -> float:
 
 def erasure_probability(n: int, d: int, w: int) -> float:
     """ErasureHead: P(a given FRC group of d is erased) when the first w of n workers
-    form a uniformly random w-set: C(n - d, w) / C(n, w) [derived]."""
+    form a uniformly random w-set: C(n - d, w) / C(n, w) [derived, docs/theory.md, T23]."""
     n = check_int("erasure_probability", "n", n, low=1)
     d = check_int("erasure_probability", "d", d, low=1, high=n)
     w = check_int("erasure_probability", "w", w, low=0, high=n)

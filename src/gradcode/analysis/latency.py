@@ -1,6 +1,6 @@
 """Latency of gradient codes with sequential tasks: exact order statistics and simulation.
 
-Setting [design, REFERENCES.md "Nested gradient codes"]: worker i computes its partitions
+Setting [design, docs/theory.md, T30]: worker i computes its partitions
 one after the other; S_i(m) is the time at which it has finished m tasks. A fixed exact
 code GC(n, s) (load s + 1) is decodable once n - s workers have finished s + 1 tasks:
 
@@ -23,8 +23,9 @@ Task-time models (:class:`TaskTimes`), workers i.i.d.:
 Exact expectations integrate the tail, E[T] = int_0^inf P(T > t) dt, by adaptive
 quadrature with breakpoints at the shifts. The tail of a fixed code is a binomial tail;
 the nested cyclic tail is the multinomial dynamic program over tasks-finished counts
-([derived]): with C_m = #{i : N_i(t) >= m} (N_i(t) = tasks finished by t, capped at
-s_max + 1), C_{s_max+1} ~ Bin(n, G_{s_max+1}) and C_m = C_{m+1} + Bin(n - C_{m+1},
+([derived, docs/theory.md, T31]): with C_m = #{i : N_i(t) >= m} (N_i(t) = tasks
+finished by t, capped at s_max + 1), C_{s_max+1} ~ Bin(n, G_{s_max+1}) and
+C_m = C_{m+1} + Bin(n - C_{m+1},
 (G_m - G_{m+1}) / (1 - G_{m+1})) with G_m = P(S(m) <= t); T > t iff C_{s+1} < n - s for
 every level s, enforced by zeroing the forbidden counts as the chain descends. The
 nested dyadic tail is an exact recursion over blocks ([derived]): conditioned on all
@@ -352,7 +353,7 @@ def fixed_latency(n: int, s: int, model: TaskTimes) -> LatencyEstimate:
         True
 
     References:
-        [derived, REFERENCES.md "Nested gradient codes"]; setting of Massny et al.,
+        [derived, docs/theory.md, T30-T31]; setting of Massny et al.,
         arXiv:2212.08580, 2022.
     """
     where = "fixed_latency"
@@ -403,7 +404,7 @@ def nested_latency(n: int, levels: Sequence[int], model: TaskTimes,
 
 def per_worker_fixed_latency(n: int, s: int, shift: float, mean: float) -> float:
     """Closed form E[T_s] = (s + 1)(D + b (H_n - H_s)) for the per-worker speed model
-    S(m) = m Y, Y = D + Exp(b) [REFERENCES.md]: T_s = (s + 1) Y_(n - s) and the
+    S(m) = m Y, Y = D + Exp(b) [derived, docs/theory.md, T30]: T_s = (s + 1) Y_(n - s) and the
     (n - s)-th smallest of n Exp(b) has mean b (H_n - H_s).
 
     Example:

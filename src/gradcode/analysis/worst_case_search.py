@@ -3,7 +3,8 @@
 Used by :func:`gradcode.analysis.worst_case` when the decoder is ``"optimal"`` and the
 code is real with n <= 3000.
 
-Math [derived]. For responders F let G = B_F B_F^T, y = B_F 1. The ridge surrogate
+Math [derived, docs/theory.md, T19]. For responders F let G = B_F B_F^T, y = B_F 1. The
+ridge surrogate
 E_delta(F) = min_a ||B_F^T a - 1||^2 + delta ||a||^2 = k - y^T (G + delta I)^{-1} y
 tends to the optimal error as delta -> 0. With H = (G + delta I)^{-1} and x = H y:
 

@@ -1,8 +1,9 @@
 """Block-design codes: BIBD codes [1] and soft BIBD codes [2], with the closed-form
 ``bibd`` decoder.
 
-Orientation [derived]: workers are the points of the design and partitions its blocks,
-B[i, j] = 1 iff point i lies in block j (B = the v x b incidence matrix N). Then
+Orientation [derived, docs/theory.md, T18]: workers are the points of the design and
+partitions its blocks, B[i, j] = 1 iff point i lies in block j (B = the v x b
+incidence matrix N). Then
 load = r, replication = kappa and B B^T = (r - lambda) I + lambda J, so for ANY
 responder set F of size m = n - s the least-squares weights are the same constant
 a_i = r / (r + lambda (m - 1)) on F, and
@@ -118,7 +119,8 @@ def _named_design(text: str) -> Design:
 def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Code:
     """A soft BIBD code: a 0/1 code with load r whose pairs are as balanced as possible [2].
 
-    Construction [design; Sakorikar-Wang's exact sampling rule was not recovered]:
+    Construction [design, docs/theory.md, T20; Sakorikar-Wang's exact sampling rule
+    was not recovered]:
 
     1. Column sizes kappa_j in {floor(n r / k), ceil(n r / k)} summing to n r, every
        worker in exactly r partitions (a bipartite degree sequence realised greedily,

@@ -7,7 +7,7 @@ fixed weights w_i = 1 / (1 - p_i) on whoever responded:
     g_hat = sum_{i responded} w_i f_i,    E[g_hat] = sum_j (sum_i alpha[i, j]) g_j = g
 
 when every column of alpha sums to 1 (the estimate is unbiased). With delta_i = p_i / (1 - p_i)
-its residual is [derived, REFERENCES.md "Heterogeneous stragglers"]
+its residual is [derived, docs/theory.md, T24]
 
     E||g_hat - g||^2 = sum_i delta_i ||sum_j alpha[i, j] g_j||^2.
 
@@ -17,11 +17,11 @@ Its optimum is Y_i = k (1 / delta_i) / sum_l (1 / delta_l) with value k^2 / sum_
 and every alpha with these row and column sums attains it, so the data allocation is free:
 this module offers three (see :func:`heterogeneous`), the default one non-negative, which
 also makes sum_i delta_i Y_i^2 max_j ||g_j||^2 an upper bound on the true residual for any
-gradients [derived].
+gradients [derived, docs/theory.md, T25-T26].
 
 Decoder ``"unbiased"`` (:func:`unbiased`) applies the weights stored in ``code.meta``;
 :func:`unbiased_expected_error` and :func:`unbiased_bias` give its exact expected squared
-error ||alpha_hat - 1||^2 (REFERENCES.md identity 6) and its bias under any true p.
+error ||alpha_hat - 1||^2 (docs/theory.md, T7) and its bias under any true p.
 
 References:
     [1] H. Song, W. Choi, "Approximate Gradient Coding for Distributed Learning with
@@ -311,9 +311,10 @@ def heterogeneous(p: Any, k: int, allocation: str = "northwest", *, n: int | Non
     the responders (decoder ``"unbiased"``) gives E[alpha_hat] = 1. Reliable workers get
     more data. The allocation (which alpha with these sums) is free [1]:
 
-    - ``"northwest"`` (default) [design]: north-west-corner fill, rows in index order,
-      each entry min(row left, column left). alpha >= 0, at most n + k - 1 non-zeros,
-      contiguous partitions per worker (small p changes move little data).
+    - ``"northwest"`` (default) [design, docs/theory.md, T26]: north-west-corner fill,
+      rows in index order, each entry min(row left, column left). alpha >= 0, at most
+      n + k - 1 non-zeros, contiguous partitions per worker (small p changes move little
+      data).
     - ``"chain"`` [1, generalised; design]: a fixed staircase support (worker t of m holds
       partitions floor(t k / m) .. floor((t + 1) k / m)), n + k - 1 non-zeros, load about
       k / n + 1 for every worker and the SAME support for every p in general position
@@ -341,7 +342,7 @@ def heterogeneous(p: Any, k: int, allocation: str = "northwest", *, n: int | Non
     Returns:
         A :class:`gradcode.Code` with ``meta = {"p": p, "weights": 1 / (1 - p),
         "row_sums": Y, "allocation": allocation, "eps": EPS}`` and ``tolerates`` computed
-        (0 whenever some partition has a single holder, identity 2 of REFERENCES.md).
+        (0 whenever some partition has a single holder, docs/theory.md, T3).
 
     Raises:
         TypeError: p is not a numeric vector, k or n not an integer, allocation not a str.
@@ -511,7 +512,7 @@ def unbiased_bias(code: Code, p: Any = None, weights: Any = None) -> np.ndarray:
 
 
 def unbiased_expected_error(code: Code, p: Any = None, weights: Any = None) -> float:
-    """Exact E||alpha_hat - 1||^2 of fixed-weight decoding (REFERENCES.md identity 6).
+    """Exact E||alpha_hat - 1||^2 of fixed-weight decoding (docs/theory.md, T7).
 
     E||B^T (w o X) - 1||^2 = sum_i p_i (1 - p_i) w_i^2 ||b_i||^2 + ||B^T ((1 - p) o w) - 1||^2,
     X_i ~ Bernoulli(1 - p_i) independent. For a :func:`heterogeneous` code with its own

@@ -8,7 +8,7 @@ round at the first instant some level is decodable (see :mod:`gradcode.protocols
 and the computation load then matches the number of stragglers that actually happened.
 
 Only the abstract of [1] was available; the concrete construction below is [design]
-(REFERENCES.md, "Nested gradient codes").
+(docs/theory.md, T28).
 
 References:
     [1] L. Massny, C. Hofmeister, M. Egger, R. Bitar, A. Wachter-Zeh, "Nested gradient
@@ -93,7 +93,7 @@ def dyadic_order(n: int, tasks: int) -> np.ndarray:
 def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = None) -> Code:
     """Nested gradient code with levels s_1 < ... < s_m and per-worker processing orders [1].
 
-    Construction ([design], REFERENCES.md "Nested gradient codes"); k = n, s_max = s_m:
+    Construction ([design], docs/theory.md, T28); k = n, s_max = s_m:
 
     - ``family="cyclic"``: worker i processes pi_i = (i, i+1, ..., i+s_max) mod n. The
       level-s code B^(s) is Tandon's randomized cyclic repetition code GC(n, s) [2]

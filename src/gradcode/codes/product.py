@@ -27,9 +27,9 @@ def kronecker(code1: Code, code2: Code, decoder1: str | Callable | None = None,
     j1 k2 + j2; B[(i1, i2), (j1, j2)] = B1[i1, j1] B2[i2, j2]. Load and replication
     multiply, and B B^T = (B1 B1^T) (x) (B2 B2^T).
 
-    Exact tolerance [derived, proved below and checked exhaustively in the tests]: if
-    code t (t = 1, 2) tolerates exactly s_t stragglers, the product tolerates exactly
-    (s1 + 1)(s2 + 1) - 1.
+    Exact tolerance [derived, docs/theory.md, T21; proved below and checked exhaustively
+    in the tests]: if code t (t = 1, 2) tolerates exactly s_t stragglers, the product
+    tolerates exactly (s1 + 1)(s2 + 1) - 1.
     * At least: with at most (s1 + 1)(s2 + 1) - 1 stragglers, at most s1 slices
       {i1} x [n2] contain more than s2 stragglers. Every other slice decodes 1_{k2} with
       code 2 (weights a2^(i1)), and code 1 decodes 1_{k1} from those n1 - s1 slices
@@ -114,7 +114,8 @@ def _outer_decode(outer: Code, dec_out: Callable, inner_w: np.ndarray,
 def product_decoder(code: Code, responders: Any) -> Decoding:
     """Slice-wise decoding of a product code from its factors' decoders.
 
-    Rule [derived; the exactness argument is in :func:`kronecker`]: view the responders
+    Rule [derived, docs/theory.md, T22; the exactness argument is in :func:`kronecker`]:
+    view the responders
     as an n1 x n2 grid. Rows first: decode code 2 on each row slice {i1} x [n2] with its
     decoder (weights a2^(i1)), call a slice present, decode code 1 on the present slices
     (weights a1), and use a(i1, i2) = a1(i1) a2^(i1)(i2). Columns first is the mirror

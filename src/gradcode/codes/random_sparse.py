@@ -60,11 +60,11 @@ def regularized_bernoulli(n: int, k: int, d: int, seed: Any = None) -> Code:
     """Regularized BGC (rBGC): every partition on exactly d distinct workers, row loads
     balanced to within one [1; the exact rule was not recovered: this is our design].
 
-    [design] Deal the k d (partition, copy) slots to workers from a sequence of
-    independent random permutations of the workers, d consecutive workers per partition;
-    a permutation whose first entries would repeat a worker of the partition straddling
-    the boundary is redrawn (up to 1000 times, then the clashing entries are swapped with
-    random later ones). Column weights are exactly d (the regularisation the paper
+    [design, docs/theory.md, T12] Deal the k d (partition, copy) slots to workers from a
+    sequence of independent random permutations of the workers, d consecutive workers per
+    partition; a permutation whose first entries would repeat a worker of the partition
+    straddling the boundary is redrawn (up to 1000 times, then the clashing entries are
+    swapped with random later ones). Column weights are exactly d (the regularisation the paper
     aims at: no partition left on zero or one worker) and row loads are floor or ceil of
     k d / n.
 

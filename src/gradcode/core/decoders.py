@@ -4,7 +4,7 @@ Every decoder is a plain callable ``decoder(code, responders) -> Decoding``; ``r
 is a boolean mask of length n or a sequence of worker indices (in arrival order, which
 only :func:`frc_group` uses). :func:`decode` accepts the callable or its name.
 
-Identity used throughout [derived, REFERENCES.md #1]: the optimal alpha* = P_F 1 (the
+Identity used throughout [derived, docs/theory.md, T1]: the optimal alpha* = P_F 1 (the
 projection of the all-ones vector onto the row space of B_F) is unique even when the
 weights are not, and error_opt(F) = ||alpha* - 1||^2.
 """
@@ -259,7 +259,7 @@ def exact(code: Code, responders: Any) -> Decoding:
 def one_step_constant(code: Code, stragglers: int) -> complex | float:
     """The constant c with E[alpha] = 1 under a uniformly random responder set of size
     n - s: c = n k / ((n - s) sum_ij B_ij). For a 0/1 code with replication d this is
-    n / (d (n - s)) [REFERENCES.md #4]; for B = Adj/d it is n / (n - s)."""
+    n / (d (n - s)) [docs/theory.md, T5]; for B = Adj/d it is n / (n - s)."""
     total = code.B.sum()
     responders = code.n - stragglers
     if responders <= 0 or total == 0:
@@ -387,7 +387,8 @@ def _graph_structure(code: Code) -> dict[str, Any]:
 
 
 def graph(code: Code, responders: Any) -> Decoding:
-    """Optimal decoding of a graph scheme in closed form, O(n + m) [Glasgow-Wootters].
+    """Optimal decoding of a graph scheme in closed form, O(n + m) [Glasgow-Wootters;
+    docs/theory.md, T15-T16].
 
     Machines are edges of a graph on the k data blocks. On each connected component of
     the surviving-edge graph: non-bipartite -> alpha = 1; bipartite with sides L, R

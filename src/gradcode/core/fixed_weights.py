@@ -3,7 +3,7 @@
 Worker i is absent with probability p_i, independently (X_i ~ Bernoulli(1 - p_i) is its
 presence); the master applies fixed weights a to whoever is present, so the estimate's
 coefficients are alpha_hat = B^T (a o X). Expanding E||alpha_hat - 1||^2 into variance
-and squared bias gives the closed form below (docs/theory.md, identity on fixed weights).
+and squared bias gives the closed form below (docs/theory.md, T7).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = ["fixed_weights_expected_error"]
 
 def fixed_weights_expected_error(code: Code, weights: Any, p: Any) -> float:
     """Exact E||B^T (a o X) - 1||^2 when worker i is absent independently w.p. p_i
-    [derived, REFERENCES.md #6]:
+    [derived, docs/theory.md, T7]:
     sum_i p_i (1 - p_i) a_i^2 ||b_i||^2 + ||B^T ((1 - p) o a) - 1||^2.
 
     Example:

@@ -3,7 +3,7 @@
 The heterogeneous code of Song & Choi [1] (:func:`gradcode.codes.heterogeneous`) needs
 each worker's straggling probability p_i = P(worker i misses the round's deadline). The
 paper assumes p known; this module estimates it from what the master sees anyway
-(beyond the paper):
+(beyond the paper; [design], docs/theory.md, T27):
 
 - :class:`StragglerEstimator` - per-worker Beta-Bernoulli counts of "missed the
   deadline", optionally over a sliding window of rounds (to follow drift), plus a

@@ -1,6 +1,6 @@
 """Coded distributed training: the master loop, schemes, wait policies, checkpoints.
 
-One round t (DESIGN.md, "The flow of one training round"):
+One round t (docs/theory.md, T33):
 
 1. the backend broadcasts w_t; worker i computes f_i = sum_j B[i, j] g_j(w_t) (plus its
    injected delay);

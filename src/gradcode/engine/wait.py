@@ -5,6 +5,7 @@ state (:class:`RoundWait`) that the master feeds with arrivals
 (``state.add(worker, time) -> stop?``). Every policy may also carry a ``deadline`` in
 seconds after the round starts, after which the master stops with whoever answered.
 The backend reads ``state.deadline``; the master loop is generic over the arrivals.
+The shortcuts that make the decodability checks cheap are in docs/theory.md, T34.
 
 Policies (constructors):
     * :func:`wait_all`: every live worker.

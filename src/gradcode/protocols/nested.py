@@ -1,6 +1,6 @@
 """The nested-code protocol: progress beacons, STOP(level), one vector, exact decoding.
 
-[design] (REFERENCES.md, "Nested gradient codes"; the paper [1] gives only the idea):
+[design] (docs/theory.md, T29; the paper [1] gives only the idea):
 
 1. Worker i computes the partitions of its order pi_i one after the other. After each
    task it sends a PROGRESS(round, i, tasks) beacon. It keeps one accumulator per level

@@ -2,9 +2,9 @@
 
 ``gc.schemes.nested(code)`` returns a :class:`NestedScheme`; ``train`` calls its
 :meth:`NestedScheme.run_round` instead of the generic arrival loop. One round follows the
-protocol of :mod:`gradcode.protocols.nested` ([design], REFERENCES.md "Nested gradient
-codes"): worker i computes the partitions of its order pi_i one after the other and
-sends a PROGRESS beacon after each; at the first instant some level is decodable the
+protocol of :mod:`gradcode.protocols.nested` ([design], docs/theory.md, T29): worker i
+computes the partitions of its order pi_i one after the other and sends a PROGRESS
+beacon after each; at the first instant some level is decodable the
 master (:class:`~gradcode.protocols.nested.NestedMaster`) sends STOP(level) to every
 worker; the asked workers send one vector each and the master decodes exactly
 (:func:`~gradcode.protocols.nested.decode_vectors`).
