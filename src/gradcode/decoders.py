@@ -397,8 +397,11 @@ def _graph_structure(code: Code) -> dict[str, Any]:
         keys = rows * k + cols
         order = np.argsort(keys, kind="stable")
         indptr = np.searchsorted(rows[order], np.arange(k + 1)).astype(np.int64)
-        return {"u": u, "v": v, "c": c, "indptr": indptr, "indices": cols[order],
-                "eid": np.r_[np.arange(m), np.arange(m)][order], "ones": np.ones(2 * m + k),
+        # int32 copies halve the bytes every round's masking moves
+        return {"u": u, "v": v, "c": c, "indptr": indptr,
+                "indices": cols[order].astype(np.int32), "rows": rows[order].astype(np.int32),
+                "eid": np.r_[np.arange(m), np.arange(m)][order].astype(np.int32),
+                "ones": np.ones(2 * m + k),
                 "parallel": bool(np.any(np.diff(keys[order]) == 0))}
 
     return _memo(code, ("graph_structure",), compute)
@@ -433,6 +436,53 @@ def graph(code: Code, responders: Any) -> Decoding:
     return _finish(code, weights, alpha)
 
 
+def _graph_forest(k: int, ext_indices: np.ndarray, ext_indptr: np.ndarray,
+                  ones: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Components and BFS spanning forest of the surviving graph (rows 0..k-1 of the
+    buffers; row k is the super-root): (count, label per vertex, BFS order from the
+    super-root, predecessors). Every component is rooted at its largest vertex.
+
+    One BFS from vertex k - 1 (the largest vertex, so the root of its component) usually
+    reaches everything; the few unreached vertices form closed components that are
+    labelled on their own small subgraph, and only then one more BFS from the super-root,
+    pointing at each component's largest vertex, spans the forest.
+    """
+    nnz = int(ext_indptr[k])
+    ext_indptr[k + 1] = nnz
+    graph_ = sp.csr_array((ones[:nnz], ext_indices[:nnz], ext_indptr), shape=(k + 1, k + 1))
+    order, pred = csgraph.breadth_first_order(graph_, k - 1, directed=True,
+                                              return_predecessors=True)
+    if order.size == k:
+        pred[k - 1] = k
+        return 1, np.zeros(k, dtype=np.int64), np.r_[k, order], pred
+    reached = np.zeros(k, dtype=bool)
+    reached[order] = True
+    rest = np.flatnonzero(~reached)
+    # the rows of unreached vertices hold only unreached vertices (components are closed)
+    local = np.empty(k, dtype=np.int64)
+    local[rest] = np.arange(rest.size)
+    starts = ext_indptr[rest].astype(np.int64)
+    counts = ext_indptr[rest + 1] - starts
+    sub_indptr = np.zeros(rest.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=sub_indptr[1:])
+    entries = np.repeat(starts - sub_indptr[:-1], counts) + np.arange(sub_indptr[-1])
+    sub = sp.csr_array((ones[:entries.size], local[ext_indices[entries]], sub_indptr),
+                       shape=(rest.size, rest.size))
+    nsub, sub_lab = csgraph.connected_components(sub, directed=True, connection="strong")
+    ncomp = nsub + 1
+    first = np.full(ncomp, -1, dtype=np.int64)       # largest vertex of each component
+    first[0] = k - 1
+    np.maximum.at(first, sub_lab + 1, rest)
+    lab = np.zeros(k, dtype=np.int64)
+    lab[rest] = sub_lab + 1
+    ext_indices[nnz:nnz + ncomp] = first
+    ext_indptr[k + 1] = nnz + ncomp
+    ext = sp.csr_array((ones[:nnz + ncomp], ext_indices[:nnz + ncomp], ext_indptr),
+                       shape=(k + 1, k + 1))
+    order, pred = csgraph.breadth_first_order(ext, k, directed=True, return_predecessors=True)
+    return ncomp, lab, order, pred
+
+
 def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = mask.size
     weights = np.zeros(n)
@@ -447,11 +497,11 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
     indices = st["indices"][keep]
     eid = st["eid"][keep]
     deg = np.diff(indptr)
-    row_of = np.repeat(np.arange(k), deg)
+    row_of = st["rows"][keep]
     if st["parallel"]:
         # parallel edges: csgraph's strong-components routine does not terminate on
         # duplicate CSR entries, so the traversal uses a de-duplicated copy
-        keys = row_of * k + indices
+        keys = row_of.astype(np.int64) * k + indices
         uniq = np.r_[True, keys[1:] != keys[:-1]]
         g_indices = indices[uniq]
         g_indptr = np.zeros(k + 1, dtype=np.int64)
@@ -459,28 +509,14 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
     else:
         g_indices, g_indptr = indices, indptr
     nnz = g_indices.size
-    # one buffer for the graph plus a super-root row k (empty while finding components,
-    # then pointing at one vertex per component so that one BFS spans the forest)
+    # one buffer for the graph plus a super-root row k (pointing at one vertex per
+    # component when there are several, so that one BFS spans the forest)
     ext_indices = np.empty(nnz + k, dtype=np.int32)
     ext_indices[:nnz] = g_indices
     ext_indptr = np.empty(k + 2, dtype=np.int32)
     ext_indptr[:k + 1] = g_indptr
     ext_indptr[k + 1] = nnz
-    ones = st["ones"][:nnz + k]
-    ncomp, lab = csgraph.connected_components(
-        sp.csr_array((ones[:nnz], ext_indices[:nnz], ext_indptr), shape=(k + 1, k + 1)),
-        directed=True, connection="strong")
-    ncomp -= 1                                    # drop the (isolated) super-root's label
-    root_lab = lab[k]
-    lab = lab[:k].astype(np.int64)
-    lab -= lab > root_lab
-    first = np.empty(ncomp, dtype=np.int64)       # any one vertex of each component
-    first[lab] = np.arange(k)
-    ext_indices[nnz:nnz + ncomp] = first
-    ext_indptr[k + 1] = nnz + ncomp
-    ext = sp.csr_array((ones[:nnz + ncomp], ext_indices[:nnz + ncomp], ext_indptr),
-                       shape=(k + 1, k + 1))
-    order, pred = csgraph.breadth_first_order(ext, k, directed=True, return_predecessors=True)
+    ncomp, lab, order, pred = _graph_forest(k, ext_indices, ext_indptr, st["ones"])
     pos = np.empty(k + 1, dtype=np.int64)
     pos[order] = np.arange(k + 1)
     ppos = pos[pred[order[1:]]]                # parent position of order[1:], non-decreasing
@@ -492,8 +528,7 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
             raise RuntimeError("graph: internal error, BFS forest does not span the graph")
         bounds.append(nxt)
     depth = np.empty(k + 1, dtype=np.int64)
-    for t in range(len(bounds) - 1):
-        depth[order[bounds[t]:bounds[t + 1]]] = t
+    depth[order] = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
     depth = depth[:k]
     parity = depth & 1
     eids = np.flatnonzero(mask)
