@@ -185,7 +185,7 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
         # several large blocks: a block whose responders did not change since an earlier
         # round (its columns follow from its rows) is not solved again
         weights[rows[r]] = _memo(code, ("optimal_block", rows[r].tobytes()),
-                                 lambda: _lstsq_block(BFc[:, c][r]))
+                                 lambda c=c, r=r: _lstsq_block(BFc[:, c][r]))
     alpha[:] = BF.T @ weights[rows]
     return weights, alpha
 
