@@ -89,10 +89,10 @@ def test_frc_group_on_user_matrix_with_permuted_rows():
 
 
 def test_optimal_sparse_path_matches_dense_lstsq(monkeypatch):
-    """Blocks above the dense limit go through LSMR; compare with dense lstsq."""
+    """Blocks above the dense limit go through CGLS; compare with dense lstsq."""
     calls = []
-    real_lsmr = D.lsmr
-    monkeypatch.setattr(D, "lsmr", lambda *a, **kw: calls.append(1) or real_lsmr(*a, **kw))
+    real_cgls = D.cgls
+    monkeypatch.setattr(D, "cgls", lambda *a, **kw: calls.append(1) or real_cgls(*a, **kw))
     code = gc.codes.regularized_bernoulli(n=600, k=600, d=3, seed=3)
     rng = np.random.default_rng(4)
     dense = code.toarray()

@@ -24,6 +24,7 @@ ELSEWHERE = {"gradcode.engine.training", "gradcode.engine.wait", "gradcode.engin
              "gradcode.models.optimizers", "gradcode.engine.history", "gradcode.engine.estimation",
              "gradcode.app.cli", "gradcode.app.config", "gradcode.app.report",
              "gradcode.core.errors", "gradcode.core.validate", "gradcode.core.tolerance",
+             "gradcode.core.cgls",
              "gradcode.analysis.worst_case_search", "gradcode.protocols.nested_local",
              "gradcode.decompiler"}
 LAYERS = ("core", "codes", "analysis", "models", "engine", "protocols", "backends", "app")

@@ -116,6 +116,54 @@ def _named_design(text: str) -> Design:
         raise ValueError(f"bibd: design={text!r}: {exc}") from None
 
 
+def _greedy_blocks(rng: np.random.Generator, n: int, r: int, sizes: np.ndarray
+                   ) -> list[list[int]]:
+    """Greedy realisation of the bipartite degree sequence (Gale-Ryser: always feasible).
+
+    Blocks in order of decreasing size (stable); block j takes the sizes[j] workers with
+    the largest key remaining_i + u_i / 2, u ~ U[0, 1) drawn afresh for all n workers.
+    The keys rank workers by remaining degree first and by u within a degree, so the
+    winners are almost always among the workers of the top degree whose u exceeds a
+    threshold keeping about 4 sizes[j] + 32 of them: those few keys decide. When they
+    cannot (too few above the threshold, or a tie at the boundary) the block is chosen
+    from all n keys. The uniforms are drawn in chunks of rows, which consumes the
+    generator exactly as one draw of n per block does, so the result is the same.
+    """
+    k = sizes.size
+    remaining = np.full(n, r, dtype=np.int64)
+    level_count = np.bincount(remaining, minlength=r + 1)
+    order = np.argsort(-sizes, kind="stable")
+    rows_per_draw = max(1, min(k, (1 << 21) // n))
+    lists: list[list[int]] = []
+    for start in range(0, k, rows_per_draw):
+        uniforms = rng.random((min(rows_per_draw, k - start), n))
+        for u, j in zip(uniforms, order[start:start + rows_per_draw]):
+            size = int(sizes[j])
+            top = int(np.flatnonzero(level_count)[-1])
+            chosen = None
+            if level_count[top] > size:
+                thresh = 1.0 - min(1.0, (4 * size + 32) / level_count[top])
+                cand = np.flatnonzero(u > thresh)
+                cand = cand[remaining[cand] == top]
+                if cand.size > size:
+                    key = top + u[cand] * 0.5
+                    part = np.argpartition(-key, size)
+                    kth, nxt = key[part[size - 1]], key[part[size]]
+                    best = key[part[:size]].min()
+                    if best > nxt and best > top + thresh * 0.5 and kth == best:
+                        chosen = cand[part[:size]]
+                        level_count[top] -= size
+                        level_count[top - 1] += size
+            if chosen is None:
+                key = remaining + u * 0.5
+                chosen = np.argpartition(-key, size - 1)[:size]
+                np.subtract.at(level_count, remaining[chosen], 1)
+                np.add.at(level_count, remaining[chosen] - 1, 1)
+            remaining[chosen] -= 1
+            lists.append(np.sort(chosen).tolist())
+    return lists
+
+
 def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Code:
     """A soft BIBD code: a 0/1 code with load r whose pairs are as balanced as possible [2].
 
@@ -178,16 +226,7 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
     total = n * r
     sizes = np.full(k, total // k, dtype=np.int64)
     sizes[rng.permutation(k)[: total % k]] += 1
-    # greedy realisation of the bipartite degree sequence (Gale-Ryser: always feasible)
-    remaining = np.full(n, r, dtype=np.int64)
-    blocks: list[np.ndarray] = []
-    for j in np.argsort(-sizes, kind="stable"):
-        key = remaining + rng.random(n) * 0.5
-        # the sizes[j] largest keys (random tie-breaks make them unique): O(n) selection
-        chosen = np.argpartition(-key, sizes[j] - 1)[: sizes[j]]
-        remaining[chosen] -= 1
-        blocks.append(np.sort(chosen))
-    lists = [b.tolist() for b in blocks]
+    lists = _greedy_blocks(rng, n, r, sizes)
     members = [set(b) for b in lists]
     pairs: dict[int, int] = {}                 # key min(i, l) * n + max(i, l) -> count
     for blk in lists:

@@ -1,0 +1,63 @@
+"""Conjugate gradients on the normal equations (CGLS) for min_x ||A x - b||, real A.
+
+Used by the ``optimal`` decoder for large connected blocks. CGLS and LSMR build the same
+Krylov spaces, so they need about the same number of products with A and A^T; CGLS keeps
+only four vectors and a handful of NumPy calls per iteration, which makes each iteration
+roughly twice as cheap as SciPy's ``lsmr`` on the sizes gradient coding meets
+(n = 1,000 - 100,000 rows with 3 - 10 non-zeros each).
+
+Stopping rule (first-order optimality, the same test the decoder applies afterwards on the
+true residual): ||A^T r|| <= tol ||A||_F max(||r||, 1), with r = b - A x.
+
+References:
+    [1] M. R. Hestenes, E. Stiefel, "Methods of conjugate gradients for solving linear
+        systems", J. Res. Nat. Bur. Standards 49, 1952 (CGLS is CG on A^T A x = A^T b).
+    [2] A. Bjorck, "Numerical methods for least squares problems", SIAM, 1996, sec. 7.4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: float,
+         maxiter: int) -> tuple[np.ndarray, bool, int]:
+    """Minimise ||A x - b|| from x = 0 by CGLS.
+
+    Args:
+        A: m x p real sparse matrix (CSR for fast products).
+        At: its transpose, also CSR.
+        b: length-m right-hand side.
+        tol: relative first-order optimality tolerance (see the module docstring).
+        scale: ||A||_F, computed once by the caller.
+        maxiter: iteration cap.
+
+    Returns:
+        (x, converged, iterations); ``converged`` says the recursive residual met the
+        stopping rule (the caller re-checks it on the true residual).
+    """
+    x = np.zeros(A.shape[1])
+    r = np.array(b, dtype=np.float64)
+    s = At @ r
+    p = s.copy()
+    gamma = float(s @ s)
+    if gamma == 0.0:
+        return x, True, 0
+    threshold = tol * scale
+    for it in range(1, maxiter + 1):
+        q = A @ p
+        qq = float(q @ q)
+        if qq == 0.0:
+            return x, False, it
+        step = gamma / qq
+        x += step * p
+        r -= step * q
+        s = At @ r
+        gamma_new = float(s @ s)
+        if gamma_new <= (threshold * max(float(np.sqrt(r @ r)), 1.0)) ** 2:
+            return x, True, it
+        p *= gamma_new / gamma
+        p += s
+        gamma = gamma_new
+    return x, False, maxiter
