@@ -117,7 +117,8 @@ def _make_problem(cfg: ExperimentConfig, d: tuple, k: int):
     build = {"logistic_regression": problems.logistic_regression,
              "least_squares": problems.least_squares,
              "softmax_regression": problems.softmax_regression}[cfg.problem.kind]
-    return build(X, y, k, l2=cfg.problem.l2, test=test, partition_seed=cfg.seed)
+    return build(X, y, k, l2=cfg.problem.l2, test=test, partition_seed=cfg.seed,
+                 batch_size=cfg.problem.batch_size, batch_seed=cfg.seed)
 
 
 def make_delays(cfg: ExperimentConfig):

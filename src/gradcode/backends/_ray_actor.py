@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ..models.problems import gradient_at
+
 __all__ = ["GradientWorker", "Result"]
 
 # (round, worker, value or None when superseded, compute seconds, pid)
@@ -85,7 +87,7 @@ class GradientWorker:
         if dim is not None:
             # an error here is left for a real round to report as a worker error
             with contextlib.suppress(Exception), np.errstate(all="ignore"):
-                self._gradient(np.zeros(int(dim)))
+                self._gradient(np.zeros(int(dim)), 0)
         node = ""
         try:
             import ray
@@ -95,10 +97,10 @@ class GradientWorker:
             node = ""
         return self.worker, os.getpid(), node
 
-    def _gradient(self, params: np.ndarray) -> Any:
+    def _gradient(self, params: np.ndarray, round: int | None = None) -> Any:
         value: Any = None
         for coef, part in zip(self.coefficients, self.parts):
-            term = coef * np.asarray(part.gradient(params))
+            term = coef * np.asarray(gradient_at(part, params, round))
             value = term if value is None else value + term
         if value is None:                               # a worker holding nothing
             value = np.zeros(np.shape(params), dtype=np.result_type(self.coefficients, params))
@@ -118,7 +120,7 @@ class GradientWorker:
         self.latest_round = max(self.latest_round, round)
         if round < self.latest_round:
             return round, self.worker, None, 0.0, os.getpid()
-        value = self._gradient(params)
+        value = self._gradient(params, round)
         compute_s = time.monotonic() - received
         remaining = delay - compute_s
         if math.isinf(remaining):

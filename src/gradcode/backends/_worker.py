@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ..models.problems import gradient_at
+
 __all__ = ["CodedGradientTask", "pack_round", "worker_main"]
 
 ROUND_TAG = b"R"            # pickles start with b"\x80", so the tag is unambiguous
@@ -58,7 +60,7 @@ class CodedGradientTask:
         for _, coef, part in self.parts:
             if ctx.should_stop():
                 return None
-            g = np.asarray(part.gradient(params))
+            g = np.asarray(gradient_at(part, params, ctx.round))
             term = coef * g
             total = term if total is None else total + term
         if total is None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..models.problems import partition_gradients_at
 from ..models.stragglers import as_delay_model
 from .base import Arrival, BackendState, RoundInfo, bad_result, round_deadline, round_delays
 
@@ -62,7 +63,7 @@ class SimulatedBackend(BackendState):
         code = self._code
         delays = self.sample_delays(round)
         deadline = round_deadline(policy_state)
-        G = np.asarray(self._problem.partition_gradients(params))
+        G = np.asarray(partition_gradients_at(self._problem, params, round))
         F = code.B @ G                                   # n x dim, every worker's message
         info = RoundInfo(true_gradient=G.sum(axis=0))
         self._info = info
