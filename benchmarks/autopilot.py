@@ -37,12 +37,13 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.dirname(__file__))
 
+from training import MEAN, SEED, A, C, LatencyPlusCompute, setup  # noqa: E402
+
 import gradcode as gc  # noqa: E402
 from gradcode import stragglers as st  # noqa: E402
 from gradcode import training as tr  # noqa: E402
 from gradcode.app.compare import build_scheme, default_lineup  # noqa: E402
 from gradcode.app.config import ExperimentConfig  # noqa: E402
-from training import A, C, MEAN, SEED, LatencyPlusCompute, setup  # noqa: E402
 
 N = 16
 PARTITION_BYTES = 400 * 41 * 8            # 400 samples x (40 features + label), float64

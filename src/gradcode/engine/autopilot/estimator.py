@@ -4,7 +4,8 @@ the cost of load, failures and drift, learned from the rounds it runs.
 Model (fitted online, over a sliding window of rounds). The time worker i takes in a
 round where it holds L partitions is
 
-    T_i = loc_i * g(L) * R,        g(L) = 1 + kappa (L - 1),   R >= 1 i.i.d.,
+    T_i = loc_i * (g(L) + h(L) (R - 1)),   g(L) = 1 + kappa (L - 1),
+                                            h(L) = 1 + lam (L - 1),   R >= 1 i.i.d.,
 
 * ``loc_i``: the worker's own speed (seconds for one partition at its best): the fastest
   load-normalised time it showed in the window. Persistent slowness and heterogeneous
@@ -20,6 +21,9 @@ round where it holds L partitions is
   (0: latency dominated, 1: time proportional to the load). Learned by a least-squares
   fit of log g (over a grid) to the 10% quantiles (Kaplan-Meier, censored) of the times
   at each load level seen at least 8 times; before two levels, ``prior_load_cost``.
+* ``lam``: the same for the spread (median - 10% quantile) of the times: 0 when the
+  noise is a fixed latency jitter, kappa when it scales with the work (gradcode's
+  delay models); before two levels, equal to kappa.
 
 Workers the master never saw answer within the window are ``silent``: their speed is
 only bounded below by their censoring times, and the planner treats them as twice that
@@ -95,6 +99,7 @@ class ResidualLaw:
     def __init__(self, values: np.ndarray, censored: np.ndarray) -> None:
         v = np.maximum(np.asarray(values, dtype=float), 1.0)
         c = np.asarray(censored, dtype=bool)
+        self.largest_event = float(v[~c].max()) if np.any(~c) else 1.0
         if v.size == 0 or not np.any(~c):
             self.x, self.w = np.array([1.0]), np.array([1.0])
             self.u, self.s_u, self.kind, self.param = 1.0, 0.0, "none", 0.0
@@ -184,6 +189,8 @@ class ClusterEstimator:
         fail_level: declare it failed when its misses since its last answer have, alive,
             a probability below this (product of the residual survival at each miss).
         slow_factor: a worker is ``slow`` when loc_i >= slow_factor * median loc.
+        rare_slowdown: the slowdown of the not-yet-seen rare event in the simulations
+            (see :meth:`residuals`).
 
     Raises:
         ValueError / TypeError: bad arguments.
@@ -191,7 +198,8 @@ class ClusterEstimator:
 
     def __init__(self, n: int, *, window: int = 40, load_cost: float | None = None,
                  prior_load_cost: float = 0.25, fail_rounds: int = 3,
-                 slow_factor: float = 2.0, fail_level: float = 1e-3) -> None:
+                 slow_factor: float = 2.0, fail_level: float = 1e-3,
+                 rare_slowdown: float = 10.0) -> None:
         where = "ClusterEstimator"
         self.n = check_int(where, "n", n, low=1)
         self.window = check_int(where, "window", window, low=2)
@@ -200,6 +208,7 @@ class ClusterEstimator:
         self.prior_load_cost = check_real(where, "prior_load_cost", prior_load_cost, low=0.0)
         self.fail_rounds = check_int(where, "fail_rounds", fail_rounds, low=1)
         self.slow_factor = check_real(where, "slow_factor", slow_factor, low=1.0)
+        self.rare_slowdown = check_real(where, "rare_slowdown", rare_slowdown, low=1.0)
         self.fail_level = check_real(where, "fail_level", fail_level, low=0.0, high=1.0,
                                      low_open=True)
         self.rounds = 0
@@ -255,10 +264,20 @@ class ClusterEstimator:
     def _taus(self) -> np.ndarray:
         return np.array([b[2] for b in self._buf])
 
-    def _fit_kappa(self, L: np.ndarray, T: np.ndarray, seen: np.ndarray) -> float:
-        if self.fixed_load_cost is not None:
-            return self.fixed_load_cost
-        levels, best = [], []
+    @staticmethod
+    def _grid_fit(levels: np.ndarray, values: np.ndarray) -> float:
+        """The slope s of the grid minimising the spread of log v - log(1 + s (L - 1))."""
+        g = np.log(np.maximum(1.0 + _KAPPA_GRID[:, None] * (levels[None, :] - 1.0), 1e-9))
+        resid = np.log(values)[None, :] - g
+        resid -= resid.mean(axis=1, keepdims=True)
+        return float(_KAPPA_GRID[np.argmin(np.sum(resid ** 2, axis=1))])
+
+    def _fit_load(self, L: np.ndarray, T: np.ndarray, seen: np.ndarray) -> tuple[float, float]:
+        """(kappa, lam): the load curves of the time's floor and of its spread."""
+        prior = self.fixed_load_cost if self.fixed_load_cost is not None \
+            else self.prior_load_cost
+        levels, q10, spread = [], [], []
+        seen = seen & np.any(seen & np.isfinite(T), axis=0)[None, :]   # no silent workers
         for lv in np.unique(L[seen]):
             at = seen & (L == lv)
             hit = at & np.isfinite(T)
@@ -267,27 +286,30 @@ class ClusterEstimator:
             bounds = np.broadcast_to(self._taus()[:, None], T.shape)
             x, w = kaplan_meier(np.where(hit, T, bounds)[at], ~hit[at])
             cdf = np.cumsum(w)
-            if cdf.size == 0 or cdf[-1] < 0.1:
+            if cdf.size == 0 or cdf[-1] < 0.5:
                 continue
+            lo, mid = x[np.searchsorted(cdf, 0.1)], x[np.searchsorted(cdf, 0.5)]
             levels.append(lv)
-            best.append(float(x[np.searchsorted(cdf, 0.1)]))
+            q10.append(float(lo))
+            spread.append(float(max(mid - lo, 1e-9)))
         if len(levels) < 2:
-            return self.prior_load_cost
+            return prior, prior
         lv = np.asarray(levels)
-        lb = np.log(best)
-        g = np.log(np.maximum(1.0 + _KAPPA_GRID[:, None] * (lv[None, :] - 1.0), 1e-9))
-        resid = lb[None, :] - g
-        resid -= resid.mean(axis=1, keepdims=True)
-        return float(_KAPPA_GRID[np.argmin(np.sum(resid ** 2, axis=1))])
+        kappa = self.fixed_load_cost if self.fixed_load_cost is not None else \
+            self._grid_fit(lv, np.asarray(q10))
+        return kappa, self._grid_fit(lv, np.asarray(spread))
 
     @staticmethod
-    def _residual(U: np.ndarray, Ub: np.ndarray, arrived: np.ndarray, censor: np.ndarray,
-                  loc: np.ndarray, ok: np.ndarray) -> ResidualLaw:
-        """The law of the pooled residuals U / loc of the workers in ``ok``."""
+    def _residual(T: np.ndarray, tau: np.ndarray, g: np.ndarray, h: np.ndarray,
+                  arrived: np.ndarray, censor: np.ndarray, loc: np.ndarray,
+                  ok: np.ndarray) -> ResidualLaw:
+        """The law of the pooled residuals R = 1 + (T / loc - g(L)) / h(L) of the workers
+        in ``ok`` (censored at the stop times)."""
         vals, cens = [np.zeros(0)], [np.zeros(0, bool)]
         for i in np.flatnonzero(ok):
             a, c = arrived[:, i], censor[:, i]
-            vals += [U[a, i] / loc[i], Ub[c, i] / loc[i]]
+            vals += [1.0 + (T[a, i] / loc[i] - g[a, i]) / h[a, i],
+                     1.0 + (tau[c] / loc[i] - g[c, i]) / h[c, i]]
             cens += [np.zeros(a.sum(), bool), np.ones(c.sum(), bool)]
         return ResidualLaw(np.concatenate(vals), np.concatenate(cens))
 
@@ -297,15 +319,17 @@ class ClusterEstimator:
         n = self.n
         out: dict[str, Any] = {}
         if not self._buf:
-            out.update(kappa=self.fixed_load_cost if self.fixed_load_cost is not None
-                       else self.prior_load_cost, loc=np.ones(n), silent=np.ones(n, bool),
+            k0 = self.fixed_load_cost if self.fixed_load_cost is not None \
+                else self.prior_load_cost
+            out.update(answers=0, kappa=k0, lam=k0, loc=np.ones(n), silent=np.ones(n, bool),
                        failed=np.zeros(n, bool), law=ResidualLaw(np.ones(1), np.zeros(1, bool)),
                        rate=np.zeros(n))
             self._cache = out
             return out
         L, T, tau, seen = self._arrays()
-        kappa = self._fit_kappa(L, T, seen)
+        kappa, lam = self._fit_load(L, T, seen)
         g = np.maximum(1.0 + kappa * (L - 1.0), 1e-9)
+        h = np.maximum(1.0 + lam * (L - 1.0), 1e-9)
         U = T / g                                          # load-normalised (inf: censored)
         Ub = tau[:, None] / g                              # censoring bounds
         arrived = seen & np.isfinite(T)
@@ -321,7 +345,7 @@ class ClusterEstimator:
         if np.all(np.isnan(loc)):
             loc[:] = 1.0
         loc = np.where(np.isnan(loc), np.nanmax(loc), loc)
-        law = self._residual(U, Ub, arrived, censor, loc, ~silent)
+        law = self._residual(T, tau, g, h, arrived, censor, loc, ~silent)
         # failures: the misses since the worker's last answer are unlikely if it is
         # alive: prod_t S(bound_t / loc_i) < fail_level (S = the residual's survival)
         floor = 1.0 / (arrived.sum() + 1.0)
@@ -334,12 +358,13 @@ class ClusterEstimator:
             after = rows[np.flatnonzero(hits)[-1] + 1:]
             if after.size < self.fail_rounds:
                 continue
-            surv = law.survival(Ub[after, i] / loc[i])
+            surv = law.survival(1.0 + (tau[after] / loc[i] - g[after, i]) / h[after, i])
             if np.sum(np.log(np.maximum(surv, floor))) < math.log(self.fail_level):
                 failed[i] = True
         if np.any(failed):
-            law = self._residual(U, Ub, arrived, censor, loc, ~silent & ~failed)
-        out.update(kappa=kappa, loc=loc, silent=silent, failed=failed, law=law, rate=rate)
+            law = self._residual(T, tau, g, h, arrived, censor, loc, ~silent & ~failed)
+        out.update(answers=int(arrived.sum()), kappa=kappa, lam=lam, loc=loc, silent=silent, failed=failed, law=law,
+                   rate=rate)
         self._cache = out
         return out
 
@@ -394,14 +419,31 @@ class ClusterEstimator:
 
     def residuals(self, samples: int, rng: np.random.Generator) -> np.ndarray:
         """``samples`` x n i.i.d. draws of the residual R (reuse them for every plan of a
-        decision: common random numbers make the comparison less noisy)."""
-        return self._fit()["law"].sample((samples, self.n), rng)
+        decision: common random numbers make the comparison less noisy).
+
+        A prior for what the window cannot rule out yet: with probability 1 / (r + 2),
+        r the answers observed, R is ``rare_slowdown`` (Laplace's rule for an event not
+        seen). It fades as answers accumulate, and keeps early decisions away from plans
+        that wait for single workers before the tail is known."""
+        f = self._fit()
+        R = f["law"].sample((samples, self.n), rng)
+        rare = rng.random((samples, self.n)) < 1.0 / (f["answers"] + 2.0)
+        return np.where(rare, np.maximum(R, self.rare_slowdown), R)
+
+    def pessimistic(self, R: np.ndarray) -> np.ndarray:
+        """The draws ``R`` with everything beyond the largest residual actually observed
+        replaced by ``rare_slowdown``: the tail as bad as the data allows (the master
+        rarely waits for the slowest answers, so their size is mostly censored)."""
+        top = self._fit()["law"].largest_event
+        return np.where(R > top, np.maximum(R, self.rare_slowdown), R)
 
     def times(self, load: Any, R: np.ndarray) -> np.ndarray:
-        """Worker times T = loc g(load) R for residual draws ``R`` (samples x n); failed
+        """Worker times T = loc (g(load) + h(load) (R - 1)) for residual draws ``R`` (samples x n); failed
         workers never answer (inf)."""
         f = self._fit()
-        T = f["loc"][None, :] * self.g(load)[None, :] * R
+        load = np.asarray(load, dtype=float)
+        h = np.maximum(1.0 + f["lam"] * (load - 1.0), 1e-9)
+        T = f["loc"][None, :] * (self.g(load)[None, :] + h[None, :] * (R - 1.0))
         T[:, f["failed"]] = np.inf
         return T
 
@@ -409,9 +451,15 @@ class ClusterEstimator:
         """Times of ``samples`` simulated rounds (samples x n) at ``load``."""
         return self.times(load, self.residuals(samples, rng))
 
+    @property
+    def noise_load_cost(self) -> float:
+        """lam: how the spread of the times grows with the load, h(L) = 1 + lam (L - 1)."""
+        return float(self._fit()["lam"])
+
     def summary(self) -> dict[str, Any]:
         """JSON-friendly snapshot (what the autopilot records with each decision)."""
         return {"rounds": self.rounds, "load_cost": round(self.load_cost, 4),
+                "noise_load_cost": round(self.noise_load_cost, 4),
                 "loc": np.round(self.loc, 4).tolist(),
                 "slow": np.flatnonzero(self.slow).tolist(),
                 "failed": np.flatnonzero(self.failed).tolist(),

@@ -23,11 +23,17 @@ Switching rule: let c(P) be the predicted seconds per exact-equivalent round
 (:func:`.predictor.rounds_factor`). The autopilot moves from the current plan C to the
 best candidate B when
 
-    c(B) < (1 - hysteresis) c(C)   and   (c(C) - c(B)) * horizon > move_seconds(C -> B),
+    c(B) < (1 - hysteresis) c(C)   and   (c(C) - c(B)) * horizon > move_seconds(C -> B)
+    and at least ``min_rounds`` rounds were observed (or c(C) is infinite); only candidates
+that are not worse than C (by more than half the margin) when every residual beyond the
+largest one actually observed is replaced by a 10x slowdown are considered - the master
+rarely waits for the slowest answers, so the size of the tail is mostly censored, and a
+plan that waits for single workers must not be chosen on a tail it has not seen.
 
 with move_seconds = shipped copies * partition_bytes / bandwidth + switch_latency. The
-relative margin and the shared random numbers keep it from flapping between plans of
-equal merit.
+relative margin (10% by default: the predictor errs by about 5% between plans of one
+family, see docs/autopilot.md) and the shared random numbers keep it from flapping
+between plans of equal merit, or leaving a good plan on a model error.
 """
 
 from __future__ import annotations
@@ -146,6 +152,8 @@ class Planner:
         samples: simulated rounds per prediction.
         gamma, bias_tol: the convergence model (:func:`.predictor.rounds_factor`).
         hysteresis: relative gain needed to switch.
+        min_rounds: rounds the estimator must have seen before a switch (unless the plan
+            in force is predicted never to finish).
         horizon: rounds over which a switch must pay for itself.
         partition_bytes: size of one data partition (None: unknown, counted as 0 bytes).
         bandwidth: bytes per second when shipping partitions.
@@ -153,8 +161,9 @@ class Planner:
         families: subset of ``("groups", "cyclic", "heterogeneous")``.
     """
 
-    def __init__(self, n: int, k: int, *, samples: int = 256, gamma: float = 1.5,
-                 bias_tol: float = 0.05, hysteresis: float = 0.05, horizon: int = 20,
+    def __init__(self, n: int, k: int, *, samples: int = 256, gamma: float = 2.0,
+                 bias_tol: float = 0.05, hysteresis: float = 0.10, min_rounds: int = 3,
+                 horizon: int = 20,
                  partition_bytes: float | None = None, bandwidth: float = 1e8,
                  switch_latency: float = 0.0,
                  families: tuple[str, ...] = ("groups", "cyclic", "heterogeneous")) -> None:
@@ -165,6 +174,7 @@ class Planner:
         self.gamma = check_real(where, "gamma", gamma, low=0.0)
         self.bias_tol = check_real(where, "bias_tol", bias_tol, low=0.0)
         self.hysteresis = check_real(where, "hysteresis", hysteresis, low=0.0, high=1.0)
+        self.min_rounds = check_int(where, "min_rounds", min_rounds, low=0)
         self.horizon = check_int(where, "horizon", horizon, low=1)
         self.partition_bytes = None if partition_bytes is None else \
             check_real(where, "partition_bytes", partition_bytes, low=0.0)
@@ -245,18 +255,29 @@ class Planner:
                rng: np.random.Generator) -> Decision:
         """Compare every candidate with the plan in force and apply the switching rule."""
         R = est.residuals(self.samples, rng)
+        Rp = est.pessimistic(R)
         kw = {"gamma": self.gamma, "bias_tol": self.bias_tol}
         cands = self.candidates(est, current, R)
         preds = [predict(p, est, R, **kw) for p in cands]
-        best = int(np.argmin([p.cost for p in preds]))
+        pess = [predict(p, est, Rp, **kw).cost for p in cands]
+        cur = predict(current, est, R, **kw) if current is not None else None
+        cur_pess = predict(current, est, Rp, **kw).cost if current is not None else math.inf
+        # robust: a candidate may not be worse than the plan in force when the unseen
+        # tail is as bad as the data allows
+        ok = [i for i in range(len(cands))
+              if pess[i] <= cur_pess * (1.0 + 0.5 * self.hysteresis) or
+              not math.isfinite(cur_pess)]
+        if not ok:
+            ok = list(range(len(cands)))
+        best = min(ok, key=lambda i: preds[i].cost)
         plan, pred = cands[best], preds[best]
-        if current is None:
+        if current is None or cur is None:
             return Decision(plan, pred, None, 0, 0, 0.0, True, len(cands))
-        cur = predict(current, est, R, **kw)
         copies, moved, seconds = self.move(current, plan)
         gain = cur.cost - pred.cost
+        stuck = not math.isfinite(cur.cost)
         switch = plan != current and pred.cost < (1.0 - self.hysteresis) * cur.cost and \
-            (not math.isfinite(cur.cost) or gain * self.horizon > seconds)
+            (stuck or (gain * self.horizon > seconds and est.rounds >= self.min_rounds))
         if not switch:
             return Decision(current, cur, cur, 0, 0, 0.0, False, len(cands))
         return Decision(plan, pred, cur, copies, moved, seconds, True, len(cands))

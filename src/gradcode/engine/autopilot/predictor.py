@@ -155,7 +155,7 @@ class Prediction:
     cost: float
 
 
-def rounds_factor(error: float, spread: float = 0.0, *, gamma: float = 1.5,
+def rounds_factor(error: float, spread: float = 0.0, *, gamma: float = 2.0,
                   bias_tol: float = 0.05) -> float:
     """How many times more rounds than exact GD a plan needs: 1 / (1 - gamma e), or
     ``inf`` when gamma e >= 0.9 or the misses are uneven (spread > bias_tol)."""
@@ -175,7 +175,7 @@ def _finish(rt: np.ndarray, err: np.ndarray, q: np.ndarray, k: int, gamma: float
                                                       bias_tol=bias_tol))
 
 
-def predict(plan: Plan, est: ClusterEstimator, R: np.ndarray, *, gamma: float = 1.5,
+def predict(plan: Plan, est: ClusterEstimator, R: np.ndarray, *, gamma: float = 2.0,
             bias_tol: float = 0.05) -> Prediction:
     """Predict ``plan`` on the residual draws ``R`` (samples x n) of ``est``
     (:meth:`ClusterEstimator.residuals`)."""
