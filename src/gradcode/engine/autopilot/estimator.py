@@ -363,7 +363,8 @@ class ClusterEstimator:
                 failed[i] = True
         if np.any(failed):
             law = self._residual(T, tau, g, h, arrived, censor, loc, ~silent & ~failed)
-        out.update(answers=int(arrived.sum()), kappa=kappa, lam=lam, loc=loc, silent=silent, failed=failed, law=law,
+        out.update(answers=int(arrived.sum()), kappa=kappa, lam=lam, loc=loc, silent=silent,
+                   failed=failed, law=law,
                    rate=rate)
         self._cache = out
         return out
@@ -438,8 +439,8 @@ class ClusterEstimator:
         return np.where(R > top, np.maximum(R, self.rare_slowdown), R)
 
     def times(self, load: Any, R: np.ndarray) -> np.ndarray:
-        """Worker times T = loc (g(load) + h(load) (R - 1)) for residual draws ``R`` (samples x n); failed
-        workers never answer (inf)."""
+        """Worker times T = loc (g(load) + h(load) (R - 1)) for residual draws ``R``
+        (samples x n); failed workers never answer (inf)."""
         f = self._fit()
         load = np.asarray(load, dtype=float)
         h = np.maximum(1.0 + f["lam"] * (load - 1.0), 1e-9)

@@ -226,7 +226,8 @@ class Autopilot:
 def auto(n: int, k: int | None = None, *, seed: int = 0, window: int = 40,
          warmup: int = 8, every: int = 5, load_cost: float | None = None,
          samples: int = 256, gamma: float = 2.0, bias_tol: float = 0.05,
-         hysteresis: float = 0.10, min_rounds: int = 3, horizon: int = 20, partition_bytes: float | None = None,
+         hysteresis: float = 0.10, min_rounds: int = 3, horizon: int = 20,
+         partition_bytes: float | None = None,
          bandwidth: float = 1e8, switch_latency: float = 0.0,
          families: tuple[str, ...] = ("groups", "cyclic", "heterogeneous")) -> AutoScheme:
     """A scheme that learns the cluster while it trains and picks the code, decoder and
@@ -258,6 +259,7 @@ def auto(n: int, k: int | None = None, *, seed: int = 0, window: int = 40,
     k = n if k is None else check_int("auto", "k", k, low=1)
     pilot = Autopilot(n, k, seed=seed, window=window, warmup=warmup, every=every,
                       load_cost=load_cost, samples=samples, gamma=gamma, bias_tol=bias_tol,
-                      hysteresis=hysteresis, min_rounds=min_rounds, horizon=horizon, partition_bytes=partition_bytes,
+                      hysteresis=hysteresis, min_rounds=min_rounds, horizon=horizon,
+                      partition_bytes=partition_bytes,
                       bandwidth=bandwidth, switch_latency=switch_latency, families=families)
     return pilot.scheme
