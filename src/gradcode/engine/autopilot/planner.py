@@ -23,17 +23,18 @@ Switching rule: let c(P) be the predicted seconds per exact-equivalent round
 (:func:`.predictor.rounds_factor`). The autopilot moves from the current plan C to the
 best candidate B when
 
-    c(B) < (1 - hysteresis) c(C)   and   (c(C) - c(B)) * horizon > move_seconds(C -> B)
-    and at least ``min_rounds`` rounds were observed (or c(C) is infinite); only candidates
-that are not worse than C (by more than half the margin) when every residual beyond the
-largest one actually observed is replaced by a 10x slowdown are considered - the master
-rarely waits for the slowest answers, so the size of the tail is mostly censored, and a
-plan that waits for single workers must not be chosen on a tail it has not seen.
+    c(B) < (1 - hysteresis) c(C)   and   (c(C) - c(B)) * horizon > move_seconds(C -> B),
 
-with move_seconds = shipped copies * partition_bytes / bandwidth + switch_latency. The
-relative margin (10% by default: the predictor errs by about 5% between plans of one
-family, see docs/autopilot.md) and the shared random numbers keep it from flapping
-between plans of equal merit, or leaving a good plan on a model error.
+with move_seconds = shipped copies * partition_bytes / bandwidth + switch_latency, and
+at least ``min_rounds`` rounds observed (unless c(C) is infinite). Only candidates that
+are not worse than C (by more than half the margin) when every residual beyond the
+largest one actually observed is replaced by a 10x slowdown are considered: the master
+rarely waits for the slowest answers, so the size of the tail is mostly censored, and a
+plan that waits for single workers must not be chosen on a tail it has not seen. The
+relative margin (10% by default) and the shared random numbers keep it from flapping
+between plans of equal merit; the pessimistic-tail rule keeps it from leaving a good
+plan on a model error (predictions for plans far from the one in force are off by
+10-20%, see docs/autopilot.md).
 """
 
 from __future__ import annotations

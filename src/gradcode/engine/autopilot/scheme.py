@@ -241,8 +241,7 @@ def auto(n: int, k: int | None = None, *, seed: int = 0, window: int = 40,
         load_cost: relative cost of one more partition if known (else learned).
         samples: simulated rounds per prediction.
         gamma, bias_tol: the convergence model (rounds x 1 / (1 - gamma e)).
-        hysteresis: relative predicted gain needed to switch (the predictor's error
-            between plans of the same family is about 5%: keep it above that).
+        hysteresis: relative predicted gain needed to switch.
         min_rounds: rounds observed before the first switch (earlier only when the
             plan in force is predicted never to finish).
         horizon: rounds over which a switch must pay for its data movement.
