@@ -26,7 +26,7 @@ ELSEWHERE = {"gradcode.engine.training", "gradcode.engine.wait", "gradcode.engin
              "gradcode.core.errors", "gradcode.core.validate", "gradcode.core.tolerance",
              "gradcode.core.cgls",
              "gradcode.analysis.worst_case_search", "gradcode.protocols.nested_local",
-             "gradcode.decompiler"}
+             "gradcode.decompiler", "gradcode.engine.autopilot"}
 LAYERS = ("core", "codes", "analysis", "models", "engine", "protocols", "backends", "app")
 
 

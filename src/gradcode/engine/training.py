@@ -526,6 +526,9 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
             history.append(row)
             last_done = t
             reply = callback(row) if callback is not None else None
+            adapt = getattr(scheme, "after_round", None)    # self-driving schemes (auto)
+            if reply is None and adapt is not None:
+                reply = adapt(row, history)
             stop = reply is True
             if isinstance(reply, Scheme) and reply is not scheme:
                 scheme = _switch_scheme(be, problem, reply, model, t, code.n, scheme)  # adaptive
