@@ -57,7 +57,9 @@ def emit_cond(e: EqnInfo) -> Expr:
     The walker recognises ``convert_element_type(bool -> int32)`` (what
     ``lax.cond`` emits) and ``clamp(0, i, n-1)`` (what ``lax.switch`` emits)
     and hands the original predicate/index in ``params['_index']`` so the
-    re-traced program has the same primitives.
+    re-traced program has the same primitives. A ``cond`` selected by
+    ``platform_index`` (what ``lax.platform_dependent`` traces) is re-emitted
+    as ``lax.platform_dependent(*ops, <platform>=branch, ..., default=branch)``.
     """
     kind, index = e.params.get("_index", ("raw", e.args[0]))
     ops = e.args[1:]
@@ -66,6 +68,12 @@ def emit_cond(e: EqnInfo) -> Expr:
         jaxpr, consts = _open(br)
         names.append(e.ctx.function(jaxpr, consts, f"branch{i}_", [],
                                     [("flat", len(ops), None)], _ret_tuple))
+    if kind == "platform":
+        kwargs: dict[str, str] = {}
+        for fn, platforms in zip(names, e.params["branches_platforms"]):
+            for plat in (("default",) if platforms is None else platforms):
+                kwargs[plat] = fn
+        return call("lax.platform_dependent", *ops, **kwargs)
     if kind == "cond" and len(names) == 2:
         return call("lax.cond", index, names[1], names[0], *ops)
     return call("lax.switch", index, seq(names), *ops)

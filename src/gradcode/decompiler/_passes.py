@@ -96,7 +96,9 @@ def cond_index_patterns(eqns: list[Any], outvars: list[Any]) -> tuple[dict[int, 
     ``cond``; ``lax.switch(i, ...)`` traces ``convert_element_type`` (a no-op
     for int32) then ``clamp(0, i, n - 1)``. When such a prelude feeds only the
     ``cond``, the ``cond`` is re-emitted from the original predicate/index and
-    the prelude dropped.
+    the prelude dropped. ``lax.platform_dependent`` traces ``platform_index``
+    then a ``cond`` with ``branches_platforms``; that pair becomes one
+    ``("platform", None)`` entry.
 
     Args:
         eqns: live equations of one jaxpr.
@@ -128,7 +130,10 @@ def cond_index_patterns(eqns: list[Any], outvars: list[Any]) -> tuple[dict[int, 
         if prod is None or uses[id(idx)] != 1:
             continue
         pname = prod.primitive.name
-        if (pname == "convert_element_type" and nbranch == 2
+        if pname == "platform_index" and eqn.params.get("branches_platforms") is not None:
+            index_of[id(eqn)] = ("platform", None)
+            absorbed.add(id(prod))
+        elif (pname == "convert_element_type" and nbranch == 2
                 and np.dtype(prod.invars[0].aval.dtype) == np.bool_
                 and np.dtype(idx.aval.dtype) == np.int32):
             index_of[id(eqn)] = ("cond", prod.invars[0])

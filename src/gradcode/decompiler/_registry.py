@@ -65,15 +65,29 @@ def register(*names: str) -> Callable[[Emitter], Emitter]:
 def lookup(name: str) -> Emitter:
     """Return the emitter for primitive ``name``.
 
+    A primitive without a registered emitter that ``jax.extend.core.primitives``
+    exports is emitted as ``prims.<name>_p.bind(...)`` (the same equation).
+
     Raises:
         NotImplementedError: naming the primitive when none is registered.
     """
-    from . import _emit_basic, _emit_control  # noqa: F401  (fill the registry)
+    from . import (  # noqa: F401  (fill the registry)
+        _emit_basic,
+        _emit_bind,
+        _emit_control,
+        _emit_linalg,
+        _emit_misc,
+    )
 
     try:
         return REGISTRY[name]
     except KeyError:
-        raise NotImplementedError(
-            f"gradcode.decompiler: primitive {name!r} is not supported "
-            f"(no emitter registered for it)"
-        ) from None
+        pass
+    if _emit_bind.primitive_attr(name) is not None:
+        # No public function, but the primitive is exported by jax.extend: bind it.
+        REGISTRY[name] = _emit_bind.bind_emitter(name)
+        return REGISTRY[name]
+    raise NotImplementedError(
+        f"gradcode.decompiler: primitive {name!r} is not supported "
+        f"(no emitter registered for it, and jax.extend.core.primitives does not export it)"
+    )
