@@ -68,7 +68,10 @@ def emit_cond(e: EqnInfo) -> Expr:
         jaxpr, consts = _open(br)
         names.append(e.ctx.function(jaxpr, consts, f"branch{i}_", [],
                                     [("flat", len(ops), None)], _ret_tuple))
-    if kind == "platform":
+    if kind == "platform" or e.params.get("branches_platforms") is not None:
+        # The index of a platform-dependent cond is the current platform's branch
+        # by construction (even when it arrives as a residual of a gradient):
+        # platform_dependent recomputes it.
         kwargs: dict[str, str] = {}
         for fn, platforms in zip(names, e.params["branches_platforms"]):
             for plat in (("default",) if platforms is None else platforms):
@@ -184,7 +187,9 @@ def emit_custom_jvp_call(e: EqnInfo) -> Expr:
 
     ctx.rule_depth += 1
     try:
-        jvp_fn = ctx.function(jvp_jaxpr, list(jvp_consts), f"{fn}_jvp", consts,
+        # The rule's jaxpr takes (primals, nonzero tangents) of the non-const
+        # operands only; what it needs of the consts travels in jvp_consts.
+        jvp_fn = ctx.function(jvp_jaxpr, list(jvp_consts), f"{fn}_jvp", [],
                               [("tuple", len(args), "primals"), ("tuple", len(args), "tangents")],
                               build_ret)
     finally:

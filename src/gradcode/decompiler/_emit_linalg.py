@@ -129,3 +129,12 @@ def emit_custom_linear_solve(e: EqnInfo) -> Expr:
     b_expr = seq(b, "()") if packed else b[0]
     expr = call("lax.custom_linear_solve", names["matvec"], b_expr, names["solve"], **kwargs)
     return expr if packed else seq([expr], "()")
+
+
+@register("geqrf")
+def emit_geqrf(e: EqnInfo) -> Expr:
+    raise NotImplementedError(
+        "gradcode.decompiler: primitive 'geqrf' (Householder QR factors, reached through "
+        "jax.scipy.linalg.qr_multiply) is not supported: JAX exports no public function for "
+        "it and jax.extend.core.primitives does not export the primitive, so no faithful "
+        "public call exists; use jnp.linalg.qr / lax.linalg.qr in the original function")

@@ -4,7 +4,8 @@ Covers ``unstack`` (what ``jax.jacrev``/``jax.vjp`` of several outputs
 trace), ``empty``, the random-bit generators (``rng_bit_generator``,
 ``rng_uniform``, ``threefry2x32``), ``approx_top_k``, ``ragged_dot_general``,
 the generic ``reduce``/``reduce_window`` with a traced reducer,
-``regularized_incomplete_beta``, ``composite``, ``add_jaxvals`` and
+``regularized_incomplete_beta``, ``composite``, ``mulhi``, ``scaled_dot``,
+``random_clone``, ``add_jaxvals`` and
 ``sharding_constraint`` (a value identity; the sharding itself is not
 emitted).
 """
@@ -164,6 +165,37 @@ def emit_sharding_constraint(e: EqnInfo) -> Expr:
 
 @register("platform_index")
 def emit_platform_index(e: EqnInfo) -> Expr:
-    raise NotImplementedError(
-        "gradcode.decompiler: primitive 'platform_index' is supported only when it selects "
-        "the branch of a cond in the same function (as lax.platform_dependent traces it)")
+    """The current platform's branch number, through ``lax.platform_dependent``.
+
+    Only reached when the index leaves its function (e.g. as a residual of a
+    gradient); a ``platform_index`` feeding a ``cond`` is absorbed into it.
+    """
+    kwargs: dict[str, str] = {}
+    for i, platforms in enumerate(e.params["platforms"]):
+        for plat in (("default",) if platforms is None else platforms):
+            kwargs[plat] = f"lambda: np.int32({i})"
+    return call("lax.platform_dependent", **kwargs)
+
+
+@register("mulhi")
+def emit_mulhi(e: EqnInfo) -> Expr:
+    return call("lax.mulhi", *e.args)
+
+
+@register("random_clone")
+def emit_random_clone(e: EqnInfo) -> Expr:
+    return call("jax.random.clone", e.args[0])
+
+
+@register("scaled_dot")
+def emit_scaled_dot(e: EqnInfo) -> Expr:
+    """``lax.scaled_dot(lhs, rhs, lhs_scale=..., rhs_scale=..., ...)``."""
+    p = e.params
+    lhs, rhs, lhs_scale, rhs_scale = e.args
+    (lc, rc), (lb, rb) = p["dimension_numbers"]
+    kwargs = {"lhs_scale": lhs_scale, "rhs_scale": rhs_scale,
+              "dimension_numbers": param_source(((tuple(lc), tuple(rc)),
+                                                 (tuple(lb), tuple(rb))))}
+    if p.get("preferred_element_type") is not None:
+        kwargs["preferred_element_type"] = dtype_source(p["preferred_element_type"])
+    return call("lax.scaled_dot", lhs, rhs, **kwargs)

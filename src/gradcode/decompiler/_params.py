@@ -86,6 +86,11 @@ def param_source(value: Any) -> str:
 
     if value is None or isinstance(value, (bool, str)):
         return repr(value)
+    if isinstance(value, enum.Enum):  # before int: IntEnum values (FftType) are ints
+        for prefix, cls in _enum_classes():
+            if isinstance(value, cls) and getattr(cls, value.name, None) is value:
+                return f"{prefix}.{value.name}"
+        raise NotImplementedError(f"param_source: no source form for enum value {value!r}")
     if isinstance(value, (int, np.integer)):
         return repr(int(value))
     if isinstance(value, (float, np.floating)):
@@ -98,11 +103,6 @@ def param_source(value: Any) -> str:
         if isinstance(value, cls):
             fields = ", ".join(f"{f}={param_source(getattr(value, f))}" for f in value._fields)
             return f"lax.{cls_name}({fields})"
-    if isinstance(value, enum.Enum):
-        for prefix, cls in _enum_classes():
-            if isinstance(value, cls) and getattr(cls, value.name, None) is value:
-                return f"{prefix}.{value.name}"
-        raise NotImplementedError(f"param_source: no source form for enum value {value!r}")
     prim = primitive_source(value)
     if prim is not None:
         return prim

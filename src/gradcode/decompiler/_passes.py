@@ -119,6 +119,10 @@ def cond_index_patterns(eqns: list[Any], outvars: list[Any]) -> tuple[dict[int, 
         if _is_var(v):
             uses[id(v)] += 1
     producer = {id(v): eqn for eqn in eqns for v in eqn.outvars}
+    platform_users: Counter = Counter(
+        id(eqn.invars[0]) for eqn in eqns
+        if eqn.primitive.name == "cond" and eqn.params.get("branches_platforms") is not None
+        and _is_var(eqn.invars[0]))
     index_of: dict[int, Any] = {}
     absorbed: set[int] = set()
     for eqn in eqns:
@@ -127,13 +131,18 @@ def cond_index_patterns(eqns: list[Any], outvars: list[Any]) -> tuple[dict[int, 
         idx = eqn.invars[0]
         nbranch = len(eqn.params["branches"])
         prod = producer.get(id(idx))
-        if prod is None or uses[id(idx)] != 1:
+        if prod is None:
             continue
         pname = prod.primitive.name
-        if pname == "platform_index" and eqn.params.get("branches_platforms") is not None:
-            index_of[id(eqn)] = ("platform", None)
-            absorbed.add(id(prod))
-        elif (pname == "convert_element_type" and nbranch == 2
+        if pname == "platform_index":
+            # May feed several conds (forward and backward of a gradient).
+            if platform_users[id(idx)] == uses[id(idx)]:
+                index_of[id(eqn)] = ("platform", None)
+                absorbed.add(id(prod))
+            continue
+        if uses[id(idx)] != 1:
+            continue
+        if (pname == "convert_element_type" and nbranch == 2
                 and np.dtype(prod.invars[0].aval.dtype) == np.bool_
                 and np.dtype(idx.aval.dtype) == np.int32):
             index_of[id(eqn)] = ("cond", prod.invars[0])
