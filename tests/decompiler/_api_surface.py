@@ -48,7 +48,7 @@ def templates() -> list[tuple[str, tuple]]:
         ("m,v3", (m, a[:3])), ("i", (_ivec(),)), ("i,i", (_ivec(), _ivec(seed=1))),
         ("v,i", (a, _ivec())), ("s", (s,)), ("s,s", (s, s + 1)), ("v,s", (a, s)),
         ("s,v", (s, a)), ("s,s,v", (s + 1, s + 2, a)), ("v,v,v,v", (a, b, c, a + b)),
-        ("bool", (a > 0.5,)),
+        ("bool", (a > 0.5,)), ("i,v", (_ivec() + 1, a)),
     ]
 
 
@@ -71,7 +71,7 @@ def _traces(fn: Callable, args: tuple) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            shapes = jax.eval_shape(fn, *args)
+            closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
     except Exception:  # noqa: BLE001 - a template that does not fit: try the next
         return False
     leaves = jax.tree_util.tree_leaves(shapes)

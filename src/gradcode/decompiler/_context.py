@@ -112,6 +112,10 @@ class Context:
         """Append a fixed statement to the function being emitted."""
         self._bodies[-1].append(Line(expr, prefix))
 
+    def add_def(self, fdef: Any) -> None:
+        """Append a hand-built nested :class:`FunctionDef` to the function being emitted."""
+        self._bodies[-1].append(fdef)
+
     def function(self, jaxpr: Any, consts: list[Any], hint: str, closure: list[Expr],
                  arg_groups: list[ArgGroup], ret: RetBuilder,
                  decorators: list[str] | tuple = ()) -> str:
