@@ -2,7 +2,7 @@
 
 Measures, in one run:
   * jitted decompiled vs jitted original (MLP training step, attention block,
-    long scan): cold (trace + compile + first call) and warm (steady-state
+    long scan, gradient of a CNN with max pooling): cold (trace + compile + first call) and warm (steady-state
     call) times, each repeated, with ``block_until_ready``; reports the warm
     ratio (target within 1.05);
   * time to decompile a ~1,000-equation jaxpr (target under 0.5 s).
@@ -85,6 +85,17 @@ def _scan_problem(rng):
         return lax.scan(step, h0, xs)
 
     return long_scan, (jnp.zeros((32,), jnp.float32), xs, w)
+
+
+def _cnn_problem(rng):
+    """Gradient of a two-conv CNN with ReLU and 2x2 max pooling (select_and_scatter_add)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "decompiler"))
+    from _api_surface import cnn_init, cnn_loss
+
+    params = cnn_init(rng, channels=(3, 16, 32), hw=16, classes=10)
+    x = jnp.asarray(rng.standard_normal((32, 16, 16, 3)).astype(np.float32))
+    y = jax.nn.one_hot(rng.integers(0, 10, 32), 10)
+    return jax.grad(cnn_loss), (params, x, y)
 
 
 def _block(out):
@@ -178,7 +189,8 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     rows = [bench_runtime(n, *p(rng), a.repeats, a.warm_iters) for n, p in
             (("MLP train step", _mlp_problem), ("attention block", _attention_problem),
-             ("long scan (2000 steps)", _scan_problem))]
+             ("long scan (2000 steps)", _scan_problem),
+             ("CNN with max pooling, gradient", _cnn_problem))]
     n_eqns, dec_s, _trace_s = bench_decompile_speed()
     import os
 
