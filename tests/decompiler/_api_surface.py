@@ -71,7 +71,7 @@ def _traces(fn: Callable, args: tuple) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
+            _closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
     except Exception:  # noqa: BLE001 - a template that does not fit: try the next
         return False
     leaves = jax.tree_util.tree_leaves(shapes)

@@ -9,7 +9,6 @@ import numpy as np
 
 from ._literals import dtype_source
 
-
 #: Public enum classes a parameter may hold: (source prefix, module path, attribute).
 _ENUMS = (
     ("lax.Precision", "jax.lax", "Precision"),
