@@ -65,8 +65,11 @@ def param_source(value: Any) -> str:
     """Return Python source that evaluates to ``value`` in the generated module.
 
     Handles None, bool, int, float, str, tuples/lists, numpy dtypes and scalar
-    types, ``lax`` enums (``Precision``, ``GatherScatterMode``,
-    ``RoundingMethod``) and ``lax`` dimension-number named tuples.
+    types, public enums (``lax.Precision``, ``GatherScatterMode``,
+    ``RoundingMethod``, ``FftType``, ``RandomAlgorithm``, the ``lax.linalg``
+    algorithm enums, ``jax.memory.Space``), primitives exported by
+    ``jax.extend.core.primitives`` (as ``prims.<name>_p``) and ``lax``
+    dimension-number named tuples.
 
     Args:
         value: a primitive parameter value.
