@@ -162,9 +162,6 @@ class SimulatedBackend(HostBase):
                     info.dropped.append((worker, reason))
                     kind, value = "dropped", reason
             yield Event(worker, value, t, rnd, kind, more=self._next_time() == t)
-        if deadline is not None and info.asked.size < int(self._alive.sum()):
-            info.end_time = float(deadline)          # the master cannot know they failed
-            yield Event(-1, float(deadline), float(deadline), rnd, "timer")
 
     def cancel(self) -> None:
         """End the round (nothing runs in a simulation)."""
