@@ -338,11 +338,14 @@ class _Run:
         return row
 
     def _report(self, t: int, res: RoundResult) -> None:
-        """Log the round's drops, deaths, fallbacks and empty rounds (true lines only)."""
+        """Log the round's drops, deaths, fallbacks and empty rounds (true lines only;
+        after a non-finite warning with on_nonfinite='continue' the per-round lines
+        go to DEBUG so that a diverged run does not flood the log)."""
         info = res.info
-        for w, reason in info.dropped:
-            log.warning("round %d: dropped worker %d's result (%s); treated as a straggler",
-                        t, w, reason)
+        say = log.debug if self.nonfinite_warned else log.warning
+        if info.dropped:
+            say("round %d: dropped %d result(s), treated as stragglers: %s", t,
+                len(info.dropped), "; ".join(f"worker {w}: {r}" for w, r in info.dropped))
         for w in info.dead:
             log.warning("round %d: worker %d is dead; it is a permanent straggler", t, w)
         if res.fallback:
@@ -365,11 +368,11 @@ class _Run:
                 f"be computed" + (f" (last checkpoint: round {self.last_done} in "
                                   f"{os.fspath(ck)!r})" if ck else ""))
         if res.ended == "deadline":
-            log.warning("round %d: no worker answered within the deadline (%g s); no step",
-                        t, self.scheme.wait.deadline)
+            say("round %d: no worker answered within the deadline (%g s); no step",
+                t, self.scheme.wait.deadline)
         elif res.ended != "timeout":
-            log.warning("round %d: nothing could be decoded (%d live workers); no step", t,
-                        int(np.count_nonzero(self.host.alive)))
+            say("round %d: nothing could be decoded (%d live workers); no step", t,
+                int(np.count_nonzero(self.host.alive)))
 
     def _grad_error(self, info: Any, g_hat: np.ndarray) -> float:
         mode = self.cfg["grad_error"]
