@@ -146,7 +146,7 @@ def run_task(runner: Callable[[np.ndarray, Any], Any], params: np.ndarray,
     """Run one round of a task, then wait out the rest of ``ctx.delay`` (interrupted by
     a cancel); None when the round was cancelled or the task returned None."""
     value = runner(params, ctx)
-    if value is None or ctx.cancelled():
+    if value is None or ctx._cancelled:        # no channel poll here: it costs a syscall
         return None
     remaining = ctx.delay - (ctx.clock() - ctx.started)
     if remaining > 0 and ctx.pause(remaining):
