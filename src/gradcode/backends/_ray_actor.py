@@ -4,10 +4,14 @@ This module imports nothing from Ray at import time; :mod:`gradcode.backends.ray
 :class:`GradientWorker` with ``ray.remote`` when the backend starts. Keeping the class a
 plain Python class makes it testable without a cluster.
 
-Worker i holds the partitions j with B[i, j] != 0 and answers
-f_i = sum_j B[i, j] g_j(params). The methods are ``async`` so that Ray runs the actor on an
-event loop: an injected delay is an ``asyncio.sleep`` that ``ray.cancel`` interrupts at
-once, and a newer round supersedes an older one still sleeping (the per-actor round
+Worker i holds the partitions j with B[i, j] != 0 and runs the host's worker task
+(:class:`gradcode.backends.base.WorkerTask`; default the coded gradient
+f_i = sum_j B[i, j] g_j(params)). The methods are ``async`` so that Ray runs the actor on
+an event loop: a task that does not stream runs in :meth:`GradientWorker.compute`, its
+injected delay an ``asyncio.sleep`` that ``ray.cancel`` interrupts at once; a task that
+streams runs in a thread under :meth:`GradientWorker.run` (a streaming generator of its
+events), fed by :meth:`GradientWorker.message` and ended by
+:meth:`GradientWorker.cancel`. A newer round supersedes an older one (the per-actor round
 counter), so a cancelled or late round leaves no backlog.
 """
 
