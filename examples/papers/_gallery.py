@@ -35,13 +35,15 @@ def pyplot():
 def table(header: list[str], rows: list[list]) -> str:
     """A Markdown table; floats get 4 significant digits."""
     def cell(v) -> str:
+        if isinstance(v, str):
+            return v.replace("|", "\\|")          # a literal | would split the cell
         if isinstance(v, (float, np.floating)):
             if np.isinf(v):
                 return "inf"
             return "0" if abs(v) < 1e-12 else f"{v:.4g}"   # round-off of an exact zero
         return str(v)
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
