@@ -42,7 +42,7 @@ docs: $(VENV)/.docs
 
 # every gallery script (examples/papers/): figures and pages under docs/gallery/
 gallery: $(VENV)/.demo
-	for f in examples/papers/*.py; do $(BIN)/python $$f || exit 1; done
+	for f in examples/papers/[!_]*.py; do $(BIN)/python $$f || exit 1; done
 
 bench: $(VENV)/.test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -16,10 +16,10 @@ straggler set (exhaustive search):
 from __future__ import annotations
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 from scipy.cluster.vq import kmeans2
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 N, C, S = 16, 4, 4            # 16 workers/partitions, 4 communities of 4, 4 stragglers
 REPL = 3                      # expected replication of every code
@@ -43,7 +43,7 @@ def spectral_adversary(code: gc.Code, s: int, communities: int, seed: int) -> np
     """
     B = np.abs(code.toarray())
     W = B @ B.T
-    vals, vecs = np.linalg.eigh(W)
+    _, vecs = np.linalg.eigh(W)
     emb = vecs[:, -communities:]
     _, labels = kmeans2(emb, communities, minit="++", seed=seed)
     best, best_err = None, -1.0

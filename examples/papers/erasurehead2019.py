@@ -11,9 +11,9 @@ target loss with uncoded GD and with exact FRC coding.
 from __future__ import annotations
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 N, D, W = 30, 3, 15
 ROUNDS = 80

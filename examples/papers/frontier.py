@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 N = 24
 S = N // 4
@@ -52,7 +52,7 @@ def random_bound(n: int, k: int, d: float, s: int) -> float:
     With replication d_j it is lost w.p. C(s, d_j) / C(n, d_j), a convex decreasing
     function of d_j, so for sum_j d_j = k d the expected loss is smallest when the d_j
     are balanced: error >= (k - r) f(q) + r f(q + 1), q = floor(k d / k), r = k d - k q."""
-    f = lambda m: math.comb(s, m) / math.comb(n, m)  # noqa: E731
+    f = lambda m: math.comb(s, m) / math.comb(n, m)
     total = round(k * d)
     q, r = divmod(total, k)
     return ((k - r) * f(q) + r * f(q + 1)) / k
@@ -84,7 +84,6 @@ def main() -> None:
             pts.append((d, r.mean / code.k, w / code.k, code.n, r.stderr / code.k))
         res[name] = pts
         print(f"{name} done", flush=True)
-    xs = np.linspace(1, max(DS), 50)
     rb = [random_bound(N, N, d, S) for d in DS]
     ab = [adversarial_bound(N, d, S) for d in DS]
 
@@ -105,7 +104,6 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("error / k (optimal decoding)")
     axes[1].legend(fontsize=7, loc="upper right")
-    del xs
 
     rows, se = [], {}
     for name, pts in res.items():

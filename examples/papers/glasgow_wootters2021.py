@@ -12,8 +12,9 @@ of a graph scheme, p k / (d (1 - p)).
 
 from __future__ import annotations
 
-import gradcode as gc
 from _gallery import pyplot, table, write_page
+
+import gradcode as gc
 
 K = 24
 DS = (3, 4, 6)

@@ -10,9 +10,9 @@ error to eps) is high compared with other codes of the same load.
 from __future__ import annotations
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 EPS = (0.5, 1.0, 2.0, 3.0)
 
@@ -33,7 +33,7 @@ def lineup(q: int) -> dict[str, gc.Code]:
 def main() -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    inv_rows, thr_rows, notes = [], [], []
+    inv_rows, thr_rows = [], []
     for ax, q in zip(axes, (3, 4)):
         codes = lineup(q)
         bibd = next(iter(codes.values()))

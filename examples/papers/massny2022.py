@@ -11,9 +11,9 @@ expected latency as the probability of a slow worker varies (right, closed forms
 from __future__ import annotations
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 N = 12
 LEVELS = list(range(N))

@@ -11,9 +11,9 @@ system as n grows.
 from __future__ import annotations
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 N, D = 24, 4
 S = (1, 2, 3, 4, 6, 8, 10, 12)

@@ -8,8 +8,9 @@ n = k = 100 against codes with the same replication.
 
 from __future__ import annotations
 
-import gradcode as gc
 from _gallery import pyplot, table, write_page
+
+import gradcode as gc
 
 N, R = 100, 4
 S = (5, 10, 20, 30)

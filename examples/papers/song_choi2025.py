@@ -10,9 +10,9 @@ probabilities spread around the same mean, and check the exact formula by simula
 from __future__ import annotations
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 N = K = 20
 MEAN_P = 0.3

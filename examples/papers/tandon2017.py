@@ -10,9 +10,9 @@ to a target loss; then sweep the probability of being slow.
 from __future__ import annotations
 
 import numpy as np
+from _gallery import pyplot, table, write_page
 
 import gradcode as gc
-from _gallery import pyplot, table, write_page
 
 N = 12
 ROUNDS = 60
