@@ -2,9 +2,11 @@
 
 Two groups at matched replication d (workers per partition):
   d = 4, n about 16:  PG(2,3), AG(2,4), soft BIBD, product FRC(4,1) (x) FRC(4,1),
-                      FRC, BGC, rBGC, expander, graph scheme
+                      FRC, BGC, SBC, rBGC, expander, graph scheme
   d = 8, n about 64:  PG(2,7), AG(2,8), soft BIBD, product AG(2,2) (x) AG(2,4), FRC,
-                      BGC, rBGC, expander, graph scheme
+                      BGC, SBC, rBGC, expander, graph scheme
+SBC (stochastic block code, Charles & Papailiopoulos 2018): communities of d workers and d
+partitions, p = 0.75 inside and q across so that the expected replication is d.
 Decoding is optimal (least squares) for every code (the expander and graph scheme too,
 so the comparison is about the codes, not the decoders). Errors are divided by k (the
 fraction of the gradient's squared mass lost, ||alpha - 1||^2 / k). Worst case: exhaustive
@@ -41,6 +43,7 @@ def groups() -> dict[str, dict[str, gc.Code]]:
                                                      C.fractional_repetition(4, 1)),
             "FRC(16,3)": C.fractional_repetition(16, 3),
             "BGC(16,16,4)": C.bernoulli(16, 16, 4, seed=0),
+            "SBC(16,16,c=4,p=.75,q=.083)": C.stochastic_block(16, 16, 4, 0.75, 1 / 12, seed=0),
             "rBGC(16,16,4)": C.regularized_bernoulli(16, 16, 4, seed=0),
             "expander(16,4)": C.expander(16, 4, seed=0),
             "graph scheme(k=8,d=4)": C.graph_scheme(k=8, d=4, seed=0),
@@ -53,6 +56,7 @@ def groups() -> dict[str, dict[str, gc.Code]]:
                                                    C.bibd(D.affine_plane(4))),
             "FRC(64,7)": C.fractional_repetition(64, 7),
             "BGC(64,64,8)": C.bernoulli(64, 64, 8, seed=0),
+            "SBC(64,64,c=8,p=.75,q=.036)": C.stochastic_block(64, 64, 8, 0.75, 1 / 28, seed=0),
             "rBGC(64,64,8)": C.regularized_bernoulli(64, 64, 8, seed=0),
             "expander(64,8)": C.expander(64, 8, seed=0),
             "graph scheme(k=16,d=8)": C.graph_scheme(k=16, d=8, seed=0),

@@ -283,11 +283,11 @@ def softmax_regression(X: Any, y: Any, k: int | Sequence[Any], *, classes: int |
     """Multinomial logistic regression with C classes; params = W (dim x C) row-major.
 
     F(W) = (1/m) sum_i [logsumexp(x_i^T W) - x_i^T W[:, y_i]] + (l2/2) ||W||_F^2.
+    The other arguments are as for :func:`least_squares`.
 
     Args:
         y: integer labels 0..C-1.
         classes: C (default: max label + 1).
-        Others as :func:`least_squares`.
     """
     X, y = as_features("softmax_regression", X, y)
     if not np.all(y == np.round(y)) or y.min() < 0:
