@@ -56,6 +56,30 @@ def test_explicit_tolerates_is_kept_and_code_is_frozen():
         code.name = "other"
 
 
+def test_meta_is_a_typed_record_readable_by_key():
+    """Family records are frozen dataclasses that also read like the old dicts; a user's
+    mapping is copied into a plain dict; anything else is refused."""
+    code = gc.codes.nested(6, levels=[0, 2], seed=0)
+    meta = code.meta
+    assert isinstance(meta, gc.codes.NestedMeta) and isinstance(meta, gc.core.CodeMeta)
+    assert dict(meta) == {"levels": meta.levels, "level_codes": meta.level_codes,
+                          "order": meta.order, "family": "cyclic"}
+    assert meta["levels"] == (0, 2) and meta.get("nothing") is None and "order" in meta
+    with pytest.raises(KeyError):
+        meta["groups"]
+    with pytest.raises(AttributeError):
+        meta.levels = (0,)
+    prod = gc.codes.kronecker(gc.codes.uncoded(2), gc.codes.uncoded(3))
+    assert prod.meta.factor_decoders == ("optimal", "optimal") and len(prod.meta) == 2
+    facts = {"mine": 1}
+    user = gc.Code(np.eye(2), meta=facts)
+    facts["mine"] = 2
+    assert user.meta == {"mine": 1}
+    assert gc.Code(np.eye(2)).meta == {} and gc.codes.uncoded(2).meta == {}
+    with pytest.raises(TypeError, match="Code: meta must be a CodeMeta record, a mapping"):
+        gc.Code(np.eye(2), meta=[("mine", 1)])
+
+
 def test_family_codes_have_names_and_params():
     code = gc.codes.fractional_repetition(n=6, s=2)
     assert code.name == "fractional_repetition(n=6, s=2)"

@@ -121,7 +121,10 @@ def test_row_sums_follow_reliability_and_weights() -> None:
     np.testing.assert_allclose(Y / Y[0], ratio / ratio[0], rtol=1e-12)
     np.testing.assert_allclose(code.meta["weights"], 1 / (1 - p), rtol=1e-15)
     np.testing.assert_allclose(code.meta["p"], p)
-    assert code.meta["allocation"] == "northwest" and code.meta["eps"] == EPS
+    assert code.params["allocation"] == "northwest"
+    # typed record: attribute and key access agree, and it holds only what is read
+    assert isinstance(code.meta, gc.codes.HeterogeneousMeta)
+    assert sorted(code.meta) == ["p", "row_sums", "weights"] and code.meta.p is code.meta["p"]
     assert np.all(np.diff(code.row_support) <= 0)      # reliable workers hold more
 
 
@@ -258,7 +261,7 @@ def test_bad_input_errors() -> None:
         heterogeneous([0.1, 0.2], 2, "diagonal")
     with pytest.raises(ValueError, match="at least one p_i must be < 1"):
         heterogeneous([1.0, 1.0], 2)
-    with pytest.raises(ValueError, match="meta\\['weights'\\]"):
+    with pytest.raises(ValueError, match="no decoding weights in code.meta.weights"):
         unbiased(gc.codes.uncoded(3), [0, 1])
     with pytest.raises(ValueError, match=r"len\(p\)=2 must equal the code's n=3"):
         gc.decode(gc.codes.uncoded(3), [0], decoder=unbiased_for([0.1, 0.2]))

@@ -13,6 +13,7 @@ from .bibd import bibd, soft_bibd
 from .catalogue import CATALOGUE, DECODERS, Entry, decode, resolve
 from .graphs import expander, graph_scheme
 from .heterogeneous import (
+                            HeterogeneousMeta,
                             allocation_change,
                             heterogeneous,
                             unbiased,
@@ -21,8 +22,8 @@ from .heterogeneous import (
                             unbiased_for,
 )
 from .mds import cyclic_mds
-from .nested import nested
-from .product import kronecker
+from .nested import NestedMeta, nested
+from .product import ProductMeta, kronecker
 from .random_sparse import bernoulli, regularized_bernoulli, stochastic_block
 from .repetition import cyclic_repetition, fractional_repetition, uncoded
 
@@ -32,5 +33,5 @@ __all__ = [
     "stochastic_block", "nested",
     "bibd", "soft_bibd", "kronecker",
     "heterogeneous", "unbiased_for", "unbiased_bias", "unbiased_expected_error",
-    "allocation_change",
+    "allocation_change", "HeterogeneousMeta", "NestedMeta", "ProductMeta",
 ]

@@ -101,8 +101,7 @@ def expander(n: int | None = None, d: int | None = None, seed: Any = None, *,
     deg = degrees.pop()
     u, v, nv = _edge_array(graph)
     B = csr_from_coords(np.r_[u, v], np.r_[v, u], 1.0 / deg, (nv, nv))
-    return Code(B, name=name, params={"n": nv, "d": deg}, tolerates=0,
-                meta={"graph_degree": deg})
+    return Code(B, name=name, params={"n": nv, "d": deg}, tolerates=0)
 
 
 def graph_scheme(graph: nx.Graph | None = None, *, k: int | None = None, d: int | None = None,
@@ -152,4 +151,4 @@ def graph_scheme(graph: nx.Graph | None = None, *, k: int | None = None, d: int 
     rows = np.repeat(np.arange(m), 2)
     cols = np.column_stack([u, v]).ravel()
     B = csr_from_coords(rows, cols, 1.0, (m, nv))
-    return Code(B, name=name, params=params, tolerates=0, meta={"graph": True})
+    return Code(B, name=name, params=params, tolerates=0)

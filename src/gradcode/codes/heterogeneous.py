@@ -19,7 +19,8 @@ this module offers three (see :func:`heterogeneous`), the default one non-negati
 also makes sum_i delta_i Y_i^2 max_j ||g_j||^2 an upper bound on the true residual for any
 gradients [derived, docs/theory.md, T25-T26].
 
-Decoder ``"unbiased"`` (:func:`unbiased`) applies the weights stored in ``code.meta``;
+Decoder ``"unbiased"`` (:func:`unbiased`) applies the weights stored in ``code.meta``
+(a :class:`HeterogeneousMeta`);
 :func:`unbiased_expected_error` and :func:`unbiased_bias` give its exact expected squared
 error ||alpha_hat - 1||^2 (docs/theory.md, T7) and its bias under any true p.
 
@@ -38,14 +39,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..core.code import Code
+from ..core.code import Code, CodeMeta
 from ..core.decoders import Decoding, _check_code, _finish, _responders
 from ..core.fixed_weights import fixed_weights_expected_error
 from ..core.validate import check_int
 from ._common import csr_from_coords
 
 __all__ = [
-    "EPS", "ALLOCATIONS", "heterogeneous", "optimal_row_sums", "relaxed_error",
+    "EPS", "ALLOCATIONS", "HeterogeneousMeta", "heterogeneous", "optimal_row_sums", "relaxed_error",
     "relaxed_objective", "unbiased_weights", "unbiased", "unbiased_for",
     "unbiased_expected_error", "unbiased_bias", "AllocationChange", "allocation_change",
     "moved_partitions", "check_p",
@@ -189,7 +190,8 @@ def relaxed_objective(code: Code, p: Any = None) -> float:
     """The relaxed residual sum_i delta_i Y_i^2 of a code (Y = row sums of B).
 
     Workers with Y_i = 0 contribute 0 whatever their p_i; a worker with p_i = 1 and
-    Y_i != 0 gives ``inf``. ``p`` defaults to ``code.meta["p"]``.
+    Y_i != 0 gives ``inf``. ``p`` defaults to ``code.meta.p`` (codes from
+    :func:`heterogeneous`).
     """
     code = _check_code("relaxed_objective", code)
     prob = _p_of(code, p, "relaxed_objective")
@@ -298,6 +300,22 @@ def unbiased_weights(p: Any) -> np.ndarray:
     return np.where(one, 0.0, 1.0 / np.where(one, 1.0, 1.0 - q))
 
 
+@dataclass(frozen=True, eq=False)
+class HeterogeneousMeta(CodeMeta):
+    """``code.meta`` of a :func:`heterogeneous` code (arrays of length n).
+
+    Attributes:
+        p: the straggling probabilities the code was built for.
+        weights: the unbiased decoding weights 1 / (1 - p_i) (0 where p_i = 1), read by
+            decoder ``"unbiased"``.
+        row_sums: Y_i = sum_j alpha[i, j], the optimal row sums of the relaxation.
+    """
+
+    p: np.ndarray
+    weights: np.ndarray
+    row_sums: np.ndarray
+
+
 def heterogeneous(p: Any, k: int, allocation: str = "northwest", *, n: int | None = None) -> Code:
     """Optimal unbiased approximate gradient code for independent heterogeneous stragglers [1].
 
@@ -340,9 +358,10 @@ def heterogeneous(p: Any, k: int, allocation: str = "northwest", *, n: int | Non
         n: optional number of workers; if given, len(p) must equal it.
 
     Returns:
-        A :class:`gradcode.Code` with ``meta = {"p": p, "weights": 1 / (1 - p),
-        "row_sums": Y, "allocation": allocation, "eps": EPS}`` and ``tolerates`` computed
-        (0 whenever some partition has a single holder, docs/theory.md, T3).
+        A :class:`gradcode.Code` whose ``meta`` is a :class:`HeterogeneousMeta` (``p``,
+        ``weights`` = 1 / (1 - p), ``row_sums`` = Y; also readable as ``meta["p"]``) and
+        ``tolerates`` computed (0 whenever some partition has a single holder,
+        docs/theory.md, T3).
 
     Raises:
         TypeError: p is not a numeric vector, k or n not an integer, allocation not a str.
@@ -383,20 +402,19 @@ def heterogeneous(p: Any, k: int, allocation: str = "northwest", *, n: int | Non
     return Code(B, name=name,
                 params={"p": tuple(prob.tolist()), "k": k, "allocation": allocation},
                 tolerates=0 if single else None,
-                meta={"p": prob.copy(), "weights": unbiased_weights(prob), "row_sums": Y,
-                      "allocation": allocation, "eps": EPS})
+                meta=HeterogeneousMeta(p=prob.copy(), weights=unbiased_weights(prob),
+                                       row_sums=Y))
 
 
 # --------------------------------------------------------------------------- decoder
 def _meta_weights(where: str, code: Code) -> np.ndarray:
-    w = code.meta.get("weights")
-    if w is None:
-        raise ValueError(f"{where}: {code.name} has no decoding weights in code.meta['weights']"
+    if not isinstance(code.meta, HeterogeneousMeta):
+        raise ValueError(f"{where}: {code.name} has no decoding weights in code.meta.weights"
                          f"; build it with gc.codes.heterogeneous(p, k) or use "
                          f"gc.codes.unbiased_for(p)")
-    w = np.asarray(w, dtype=float)
+    w = np.asarray(code.meta.weights, dtype=float)
     if w.shape != (code.n,):
-        raise ValueError(f"{where}: code.meta['weights'] must have length n={code.n}, got "
+        raise ValueError(f"{where}: code.meta.weights must have length n={code.n}, got "
                          f"shape {w.shape}")
     return w
 
@@ -404,20 +422,20 @@ def _meta_weights(where: str, code: Code) -> np.ndarray:
 def unbiased(code: Code, responders: Any) -> Decoding:
     """Fixed unbiased decoding: weight w_i = 1 / (1 - p_i) on each responder, 0 elsewhere.
 
-    The weights are read from ``code.meta["weights"]`` (set by :func:`heterogeneous`).
+    The weights are read from ``code.meta.weights`` (set by :func:`heterogeneous`).
     If worker i responds independently with probability 1 - p_i and B's columns sum to
     1, E[alpha] = E[B^T (w o X)] = 1: the gradient estimate is unbiased. Its expected
     error is :func:`unbiased_expected_error`.
 
     Args:
-        code: a code carrying ``meta["weights"]``.
+        code: a code built by :func:`heterogeneous` (``meta.weights``).
         responders: boolean mask (n,) or worker indices.
 
     Returns:
         The :class:`gradcode.Decoding`.
 
     Raises:
-        ValueError: the code has no (or wrongly sized) ``meta["weights"]``; bad responders.
+        ValueError: the code has no (or wrongly sized) ``meta.weights``; bad responders.
 
     Example:
         >>> import gradcode as gc
@@ -467,10 +485,10 @@ def unbiased_for(p: Any) -> Callable[[Code, Any], Decoding]:
 # --------------------------------------------------------------------------- analysis
 def _p_of(code: Code, p: Any, where: str) -> np.ndarray:
     if p is None:
-        if "p" not in code.meta:
+        if not isinstance(code.meta, HeterogeneousMeta):
             raise ValueError(f"{where}: pass p (the true straggling probabilities); "
-                             f"{code.name} has no code.meta['p']")
-        p = code.meta["p"]
+                             f"{code.name} has no code.meta.p")
+        p = code.meta.p
     return check_p(where, p, code.n)
 
 
@@ -493,8 +511,8 @@ def unbiased_bias(code: Code, p: Any = None, weights: Any = None) -> np.ndarray:
 
     Args:
         code: the code.
-        p: true straggling probabilities (default ``code.meta["p"]``).
-        weights: decoding weights (default ``code.meta["weights"]``).
+        p: true straggling probabilities (default ``code.meta.p``).
+        weights: decoding weights (default ``code.meta.weights``).
 
     Returns:
         Length-k vector; the estimate's bias is sum_j bias_j g_j.
@@ -521,8 +539,8 @@ def unbiased_expected_error(code: Code, p: Any = None, weights: Any = None) -> f
 
     Args:
         code: the code.
-        p: true straggling probabilities (default ``code.meta["p"]``).
-        weights: decoding weights (default ``code.meta["weights"]``).
+        p: true straggling probabilities (default ``code.meta.p``).
+        weights: decoding weights (default ``code.meta.weights``).
 
     Example:
         >>> import gradcode as gc

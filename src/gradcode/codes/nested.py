@@ -23,16 +23,18 @@ from __future__ import annotations
 import itertools
 import numbers
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..core.code import Code
+from ..core.code import Code, CodeMeta
 from ..core.validate import as_rng, check_int
 from ._common import seed_param
 from .repetition import cyclic_repetition, fractional_repetition
 
-__all__ = ["FAMILIES", "check_levels", "cyclic_order", "dyadic_order", "is_nested", "nested"]
+__all__ = ["FAMILIES", "NestedMeta", "check_levels", "cyclic_order", "dyadic_order",
+           "is_nested", "nested", "nested_meta"]
 
 FAMILIES = ("cyclic", "dyadic_frc")
 """The nested families: ``"cyclic"`` (any n - s workers decode level s) and
@@ -90,6 +92,23 @@ def dyadic_order(n: int, tasks: int) -> np.ndarray:
     return order[:, :tasks].copy()
 
 
+@dataclass(frozen=True, eq=False)
+class NestedMeta(CodeMeta):
+    """``code.meta`` of a nested code (all [design], see :func:`nested`).
+
+    Attributes:
+        levels: the tolerances (s_1, ..., s_m), strictly increasing.
+        level_codes: B^(s) for each level, as :class:`gradcode.Code` (same order).
+        order: int array n x (s_max + 1), row i = worker i's processing order pi_i.
+        family: ``"cyclic"`` or ``"dyadic_frc"``.
+    """
+
+    levels: tuple[int, ...]
+    level_codes: tuple[Code, ...]
+    order: np.ndarray
+    family: str
+
+
 def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = None) -> Code:
     """Nested gradient code with levels s_1 < ... < s_m and per-worker processing orders [1].
 
@@ -110,12 +129,10 @@ def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = No
     ``code.B`` is the TOP level B^(s_max) (so ``code.tolerates == s_max`` and
     ``code.load == s_max + 1``): it is what a worker computes when it is never stopped.
 
-    ``code.meta`` holds (all [design]):
-
-    - ``"levels"``: tuple of the tolerances (s_1, ..., s_m);
-    - ``"level_codes"``: tuple of :class:`gradcode.Code`, B^(s) for each level;
-    - ``"order"``: int array n x (s_max + 1), row i = pi_i;
-    - ``"family"``: ``"cyclic"`` or ``"dyadic_frc"``.
+    ``code.meta`` is a :class:`NestedMeta` (all [design]): ``levels`` (s_1, ..., s_m),
+    ``level_codes`` (B^(s) for each level), ``order`` (int array n x (s_max + 1), row i =
+    pi_i) and ``family``; read them as attributes (``code.meta.levels``) or by key
+    (``code.meta["levels"]``).
 
     Args:
         n: number of workers (= partitions), >= 1; a power of two for ``"dyadic_frc"``.
@@ -136,9 +153,9 @@ def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = No
     Example:
         >>> import gradcode as gc
         >>> code = gc.codes.nested(6, levels=[0, 1, 3], seed=0)
-        >>> code.tolerates, code.meta["levels"], code.meta["order"][1].tolist()
+        >>> code.tolerates, code.meta.levels, code.meta.order[1].tolist()
         (3, (0, 1, 3), [1, 2, 3, 4])
-        >>> [c.load for c in code.meta["level_codes"]]
+        >>> [c.load for c in code.meta.level_codes]
         [1, 2, 4]
 
     References:
@@ -174,12 +191,20 @@ def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = No
     top = level_codes[-1]
     name = (f"nested(n={n}, levels={levels!r}, family={family!r}"
             + (f", seed={seed_name!r})" if seed_name is not None else ")"))
-    meta = {"levels": levels, "level_codes": level_codes, "order": order, "family": family}
+    meta = NestedMeta(levels=tuple(levels), level_codes=level_codes, order=order,
+                      family=family)
     params = {"n": n, "levels": levels, "family": family, "seed": seed_name}
     return Code(top.B, name=name, params=params, tolerates=s_max, meta=meta)
 
 
 def is_nested(code: Any) -> bool:
     """Whether ``code`` carries the nested-code metadata of :func:`nested`."""
-    return isinstance(code, Code) and {"levels", "level_codes", "order", "family"} <= set(
-        code.meta)
+    return isinstance(code, Code) and isinstance(code.meta, NestedMeta)
+
+
+def nested_meta(where: str, code: Any) -> NestedMeta:
+    """``code.meta`` of a nested code, typed; TypeError naming ``where`` for any other code."""
+    if not is_nested(code):
+        raise TypeError(f"{where}: code must be a nested code from gc.codes.nested(...), got "
+                        f"{getattr(code, 'name', type(code).__name__)!r}")
+    return code.meta

@@ -8,15 +8,30 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..core.code import Code
+from ..core.code import Code, CodeMeta
 from ..core.decoders import _EXACT_TOL, Decoding, _check_code, _finish, _responders, resolve
 
-__all__ = ["kronecker", "product_decoder"]
+__all__ = ["ProductMeta", "kronecker", "product_decoder"]
+
+
+@dataclass(frozen=True, eq=False)
+class ProductMeta(CodeMeta):
+    """``code.meta`` of a :func:`kronecker` product code.
+
+    Attributes:
+        factors: (code1, code2), B = B1 (x) B2.
+        factor_decoders: the decoders (names or callables) the ``"product"`` decoder
+            applies to code1 and code2.
+    """
+
+    factors: tuple[Code, Code]
+    factor_decoders: tuple[Any, Any]
 
 
 def kronecker(code1: Code, code2: Code, decoder1: str | Callable | None = None,
@@ -49,7 +64,8 @@ def kronecker(code1: Code, code2: Code, decoder1: str | Callable | None = None,
             (default ``"optimal"``).
 
     Returns:
-        The code; ``meta["factors"]`` = (code1, code2), ``meta["factor_decoders"]``.
+        The code; its ``meta`` is a :class:`ProductMeta` (``factors`` = (code1, code2),
+        ``factor_decoders``).
 
     Raises:
         TypeError: a factor is not a :class:`gradcode.Code`.
@@ -77,16 +93,15 @@ def kronecker(code1: Code, code2: Code, decoder1: str | Callable | None = None,
     return Code(B, name=f"kronecker({code1.name}, {code2.name})",
                 params={"code1": code1.name, "code2": code2.name},
                 tolerates=min(tolerates, code1.n * code2.n - 1),
-                meta={"factors": (code1, code2), "factor_decoders": (dec1, dec2)})
+                meta=ProductMeta(factors=(code1, code2), factor_decoders=(dec1, dec2)))
 
 
 def _factors(code: Code) -> tuple[Code, Code, Any, Any]:
-    fac = code.meta.get("factors")
-    if not (isinstance(fac, tuple) and len(fac) == 2):
+    meta = code.meta
+    if not isinstance(meta, ProductMeta):
         raise ValueError(f"product: {code.name} is not a product code; build it with "
                          f"gradcode.codes.kronecker(code1, code2)")
-    decs = code.meta.get("factor_decoders", ("optimal", "optimal"))
-    return fac[0], fac[1], decs[0], decs[1]
+    return meta.factors[0], meta.factors[1], meta.factor_decoders[0], meta.factor_decoders[1]
 
 
 def _slice_decodes(inner: Code, dec_in: Callable,

@@ -66,9 +66,8 @@ def fractional_repetition(n: int, s: int) -> Code:
     group_start = (worker // d) * d
     cols = group_start + np.tile(np.arange(d), n)
     B = csr_from_coords(worker, cols, 1.0, (n, n))
-    groups = np.arange(n) // d
     return Code(B, name=fmt_name("fractional_repetition", n=n, s=s), params={"n": n, "s": s},
-                tolerates=s, meta={"groups": groups})
+                tolerates=s)
 
 
 def cyclic_repetition(n: int, s: int, seed: Any = None) -> Code:

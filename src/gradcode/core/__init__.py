@@ -3,8 +3,8 @@
 Imports numpy and scipy only; every other layer builds on it.
 """
 
-from .code import Code
+from .code import Code, CodeMeta
 from .decoders import Decoding
 from .errors import NotDecodableError
 
-__all__ = ["Code", "Decoding", "NotDecodableError"]
+__all__ = ["Code", "CodeMeta", "Decoding", "NotDecodableError"]

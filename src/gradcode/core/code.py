@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,44 @@ import scipy.sparse as sp
 
 from .tolerance import EXACT_TOL
 
-__all__ = ["Code"]
+__all__ = ["Code", "CodeMeta"]
 
 # Exhaustive search for ``tolerates`` of a user matrix stops after this many patterns.
 _TOLERATES_SEARCH_LIMIT = 20_000
 # ... and only for matrices of at most this many entries (the search works on a dense copy).
 _TOLERATES_DENSE_LIMIT = 1_000_000
+
+
+class CodeMeta(Mapping[str, Any]):
+    """Base of the typed structure records a code family attaches to ``Code.meta``.
+
+    A family whose decoder or protocol needs more than B (the nested codes' levels, the
+    heterogeneous codes' probabilities and weights, a product code's factors) defines a
+    frozen dataclass deriving from this class, one field per fact, and reads the facts as
+    attributes (``code.meta.levels``). The record is also a read-only mapping of its
+    field names, so ``code.meta["levels"]``, ``"p" in code.meta`` and
+    ``code.meta.get("weights")`` keep working.
+
+    Example:
+        >>> import gradcode as gc
+        >>> meta = gc.codes.nested(4, levels=[0, 1], seed=0).meta
+        >>> meta.levels, meta["levels"], sorted(meta)
+        ((0, 1), (0, 1), ['family', 'level_codes', 'levels', 'order'])
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -35,7 +68,9 @@ class Code:
             is then found by exhaustive search when that takes at most 20,000 rank
             checks of a matrix with at most 10^6 entries, else reported as 0 (pass it
             explicitly if you know better).
-        meta: structural facts some decoders use (e.g. a graph or a processing order).
+        meta: structural facts some decoders or protocols read: a :class:`CodeMeta`
+            record of the family that built the code (e.g. ``NestedMeta``), kept as
+            given, or any mapping (copied into a dict) for a user's own facts.
 
     Raises:
         ValueError: B is empty, not two-dimensional, or has a non-finite entry.
@@ -51,10 +86,11 @@ class Code:
     name: str = "custom"
     params: dict[str, Any] = field(default_factory=dict)
     _tolerates: int | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: CodeMeta | dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, B: Any, name: str = "custom", *, params: dict[str, Any] | None = None,
-                 tolerates: int | None = None, meta: dict[str, Any] | None = None) -> None:
+                 tolerates: int | None = None,
+                 meta: CodeMeta | Mapping[str, Any] | None = None) -> None:
         matrix = _as_csr(B)
         if not isinstance(name, str):
             raise TypeError(f"Code: name must be a str, got {name!r}")
@@ -64,11 +100,14 @@ class Code:
             if not 0 <= tolerates < matrix.shape[0]:
                 raise ValueError(f"Code: tolerates={tolerates} must lie in [0, n-1] "
                                  f"with n={matrix.shape[0]}")
+        if meta is not None and not isinstance(meta, Mapping):
+            raise TypeError(f"Code: meta must be a CodeMeta record, a mapping or None, got "
+                            f"{type(meta).__name__}")
         object.__setattr__(self, "B", matrix)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "params", dict(params or {}))
         object.__setattr__(self, "_tolerates", None if tolerates is None else int(tolerates))
-        object.__setattr__(self, "meta", dict(meta or {}))
+        object.__setattr__(self, "meta", meta if isinstance(meta, CodeMeta) else dict(meta or {}))
         object.__setattr__(self, "_cache", OrderedDict())
 
     # ------------------------------------------------------------------ facts

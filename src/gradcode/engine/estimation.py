@@ -326,7 +326,7 @@ class AdaptiveCode:
         >>> ada = AdaptiveCode(4, StragglerEstimator(2), every=2, p0=[0.5, 0.5])
         >>> ada.observe(np.array([True, False])) is None
         True
-        >>> ada.observe(np.array([True, False])).meta["row_sums"].round(3).tolist()
+        >>> ada.observe(np.array([True, False])).meta.row_sums.round(3).tolist()
         [3.6, 0.4]
         >>> ada.log[-1].change.moved_partitions   # partitions 2 and 3 changed holders
         2
@@ -421,7 +421,7 @@ class AdaptiveScheme:
         ...                      gc.wait.deadline(10.0))
         >>> h = gc.training.train(prob, ada.scheme, rounds=30, callback=ada,
         ...                       delays=gc.stragglers.Failures(p, seed=1))
-        >>> len(ada.adaptive.log), ada.scheme.code.meta["p"].round(2).tolist()
+        >>> len(ada.adaptive.log), ada.scheme.code.meta.p.round(2).tolist()
         (3, [0.09, 0.25, 0.25, 0.47])
     """
 

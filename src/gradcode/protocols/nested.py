@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codes.nested import is_nested
+from ..codes.nested import nested_meta
 from ..core.code import Code
 from ..core.decoders import exact
 from ..core.validate import check_real
@@ -63,13 +63,6 @@ STOP_BYTES = 24
 """STOP(round, worker, level or -1): three 64-bit integers [design]."""
 VECTOR_HEADER_BYTES = 24
 """Header of a vector message (round, worker, level); the payload is 8 bytes a float."""
-
-
-def _check_nested(where: str, code: Any) -> Code:
-    if not is_nested(code):
-        raise TypeError(f"{where}: code must be a nested code from gc.codes.nested(...), got "
-                        f"{getattr(code, 'name', type(code).__name__)!r}")
-    return code
 
 
 @dataclass(frozen=True)
@@ -135,11 +128,11 @@ class NestedMaster:
     """
 
     def __init__(self, code: Code) -> None:
-        code = _check_nested("NestedMaster", code)
+        meta = nested_meta("NestedMaster", code)
         self.code = code
         self.n = code.n
-        self.levels: tuple[int, ...] = tuple(code.meta["levels"])
-        self.family: str = code.meta["family"]
+        self.levels: tuple[int, ...] = meta.levels
+        self.family: str = meta.family
         self.tasks_max = self.levels[-1] + 1
         self.reset()
 
@@ -228,10 +221,10 @@ class NestedMaster:
 
 def _coefficients(code: Code, worker: int) -> np.ndarray:
     """coef[l, p]: coefficient of task p (order position) in level l's vector of ``worker``."""
-    order = code.meta["order"][worker]
-    levels = code.meta["levels"]
-    coef = np.zeros((len(levels), order.size))
-    for li, (s, lc) in enumerate(zip(levels, code.meta["level_codes"])):
+    meta = nested_meta("_coefficients", code)
+    order = meta.order[worker]
+    coef = np.zeros((len(meta.levels), order.size))
+    for li, (s, lc) in enumerate(zip(meta.levels, meta.level_codes)):
         row = lc.B[[worker]].toarray()[0]
         coef[li, : s + 1] = row[order[: s + 1]]
     return coef
@@ -248,17 +241,17 @@ class WorkerAccumulator:
         >>> from gradcode.protocols.nested import WorkerAccumulator
         >>> code = gc.codes.nested(4, [0, 3], family="dyadic_frc")
         >>> acc = WorkerAccumulator(code, 2)
-        >>> for j in code.meta["order"][2]:
+        >>> for j in code.meta.order[2]:
         ...     acc.add(np.array([float(j)]))
         >>> acc.vector(0).tolist(), acc.vector(3).tolist()
         ([2.0], [6.0])
     """
 
     def __init__(self, code: Code, worker: int) -> None:
-        code = _check_nested("WorkerAccumulator", code)
+        meta = nested_meta("WorkerAccumulator", code)
         self.worker = int(worker)
-        self.levels = tuple(code.meta["levels"])
-        self.order = np.asarray(code.meta["order"][self.worker])
+        self.levels = meta.levels
+        self.order = np.asarray(meta.order[self.worker])
         self.coef = _coefficients(code, self.worker)
         self.done = 0
         self.acc: np.ndarray | None = None
@@ -292,9 +285,8 @@ class WorkerAccumulator:
 
 def level_vector(code: Code, worker: int, level: int, partials: Any) -> np.ndarray:
     """acc_s of ``worker`` computed directly from all partial gradients (k x dim)."""
-    code = _check_nested("level_vector", code)
-    li = code.meta["levels"].index(level)
-    row = code.meta["level_codes"][li].B[[worker]].toarray()[0]
+    meta = nested_meta("level_vector", code)
+    row = meta.level_codes[meta.levels.index(level)].B[[worker]].toarray()[0]
     return row @ np.asarray(partials)
 
 
@@ -308,15 +300,14 @@ def decode_vectors(code: Code, decision: Decision, vectors: dict[int, np.ndarray
     Raises:
         ValueError: a vector of an asked worker is missing.
     """
-    code = _check_nested("decode_vectors", code)
+    meta = nested_meta("decode_vectors", code)
     missing = [w for w in decision.assignment if w not in vectors]
     if missing:
         raise ValueError(f"decode_vectors: vectors of workers {missing} are missing")
     workers = sorted(decision.assignment)
-    if code.meta["family"] == "dyadic_frc":
+    if meta.family == "dyadic_frc":
         return np.sum([np.asarray(vectors[w]) for w in workers], axis=0)
-    li = code.meta["levels"].index(decision.level)
-    level_code = code.meta["level_codes"][li]
+    level_code = meta.level_codes[meta.levels.index(decision.level)]
     weights = exact(level_code, np.array(workers, dtype=np.int64)).weights
     return np.sum([weights[w] * np.asarray(vectors[w]) for w in workers], axis=0)
 
@@ -389,10 +380,10 @@ def simulate_round(code: Code, finish_times: Any, partials: Any = None, *,
         Massny et al., arXiv:2212.08580, 2022 (idea); this protocol is [design].
     """
     where = "simulate_round"
-    code = _check_nested(where, code)
+    meta = nested_meta(where, code)
     link_delay = check_real(where, "link_delay", link_delay, low=0.0)
     n = code.n
-    M = code.meta["levels"][-1] + 1
+    M = meta.levels[-1] + 1
     times = np.asarray(finish_times, dtype=float)
     if times.shape != (n, M):
         raise ValueError(f"{where}: finish_times must have shape (n, s_max+1) = ({n}, {M}), "

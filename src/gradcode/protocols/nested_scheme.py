@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import CodedRows, RowRef, Schedule
-from ..codes.nested import is_nested
+from ..codes.nested import nested_meta
 from ..core.code import Code
 from ..core.decoders import Decoding, exact
 from ..engine.rounds import RoundProtocol, RoundResult, run_round
@@ -151,22 +151,20 @@ class NestedTask:
         code: the nested code (``gc.codes.nested``).
         fixed: None (the nested protocol) or a level s: compute the first s + 1 tasks and
             return the level-s vector as the round's result (run it with the level-s
-            code, ``code.meta["level_codes"][i]``, and the plain round).
+            code, ``code.meta.level_codes[i]``, and the plain round).
 
     Holds one empty :class:`~gradcode.protocols.nested.WorkerAccumulator` per worker
     (its order and level coefficients) and the level codes, and is picklable.
     """
 
     def __init__(self, code: Code, fixed: int | None = None) -> None:
-        if not is_nested(code):
-            raise TypeError(f"NestedTask: code must be a nested code from gc.codes.nested(..."
-                            f"), got {getattr(code, 'name', type(code).__name__)!r}")
-        levels = tuple(code.meta["levels"])
+        meta = nested_meta("NestedTask", code)
+        levels = meta.levels
         if fixed is not None and fixed not in levels:
             raise ValueError(f"NestedTask: fixed={fixed!r} must be None or one of the "
                              f"levels {levels}")
         self.code_name, self.fixed, self.levels = code.name, fixed, levels
-        self.level_codes = list(code.meta["level_codes"])
+        self.level_codes = list(meta.level_codes)
         self.nested_code = code
         self.templates = [WorkerAccumulator(code, i) for i in range(code.n)]
         self.streams = fixed is None
@@ -206,10 +204,10 @@ class NestedTask:
 
 def _decoding(code: Code, decision: Decision) -> Decoding:
     """Weights and alpha of the decoded combination (alpha = 1: exact)."""
-    levels = code.meta["levels"]
-    level_codes = code.meta["level_codes"]
+    meta = nested_meta("_decoding", code)
+    levels, level_codes = meta.levels, meta.level_codes
     workers = np.array(sorted(decision.assignment), dtype=np.int64)
-    if code.meta["family"] == "dyadic_frc":
+    if meta.family == "dyadic_frc":
         weights = np.zeros(code.n)
         weights[workers] = 1.0
     else:
@@ -224,7 +222,8 @@ def _fallback_decoding(code: Code, asked: dict[int, int], vectors: dict[tuple[in
                        np.ndarray]) -> tuple[np.ndarray, Decoding, list[int]]:
     """Optimal decoding of level vectors of mixed levels: min ||C^T a - 1|| over a, with
     C the rows of the levels' codes (least squares, minimum norm)."""
-    level_codes, levels = code.meta["level_codes"], code.meta["levels"]
+    meta = nested_meta("_fallback_decoding", code)
+    level_codes, levels = meta.level_codes, meta.levels
     got = [(w, s) for w, s in sorted(asked.items()) if (w, s) in vectors]
     C = np.array([level_codes[levels.index(s)].B[[w]].toarray()[0] for w, s in got])
     a = np.linalg.lstsq(C.T, np.ones(code.k), rcond=None)[0]
@@ -420,8 +419,6 @@ def nested(code: Code, *, deadline: float | None = None) -> Scheme:
         >>> gc.schemes.nested(gc.codes.nested(6, (0, 1, 2), seed=0)).name
         "nested(nested(n=6, levels=(0, 1, 2), family='cyclic', seed=0))"
     """
-    if not is_nested(code):
-        raise TypeError(f"nested: code must be a nested code from gc.codes.nested(...), got "
-                        f"{getattr(code, 'name', type(code).__name__)!r}")
+    nested_meta("nested", code)
     return NestedScheme(code, "exact", until_decodable(deadline), name=f"nested({code.name})",
                         task=NestedTask(code))

@@ -190,7 +190,7 @@ def _check_nested(host: Any, unit: float, limit: float,
     assert res.ended == "decided" and res.fallback, \
         f"{where}: ended {res.ended!r}, fallback {res.fallback}: the round must end by " \
         f"itself with the fallback decision"
-    C = code.meta["level_codes"][2].B.toarray()[[0, 4, 5]]
+    C = code.meta.level_codes[2].B.toarray()[[0, 4, 5]]
     a = np.linalg.lstsq(C.T, np.ones(6), rcond=None)[0]
     assert sorted(res.responders) == [0, 4, 5], f"{where}: responders {res.responders}"
     assert np.allclose(res.g_hat, a @ (C @ G), rtol=1e-9, atol=1e-12), \
