@@ -28,13 +28,14 @@ References:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.linalg.blas import daxpy
 
-from ..backends.base import RowRef
+from ..backends.base import Event, RowRef
 from ..codes.catalogue import resolve
 from ..core.errors import NotDecodableError
 
@@ -99,6 +100,14 @@ def run_round(host: Any, protocol: RoundProtocol, round: int, params: np.ndarray
               round_timeout: float | None = None) -> RoundResult:
     """Run one round of ``protocol`` on a started host (see the module docstring).
 
+    A protocol with a deadline waits until the deadline unless every worker has been
+    heard from this round (a result, a dropped result, any other event) or is known dead:
+    a worker that fails the round (an infinite delay) but is alive is not known to the
+    master, so such a round ends at the deadline (``ended="deadline"``, the round time is
+    the deadline; a wall-clock host really waits), although the host knows that nothing
+    more will come. Without a deadline the round ends when nothing more can come
+    (``ended="exhausted"``, at the last event).
+
     Example:
         >>> import numpy as np, gradcode as gc
         >>> from gradcode.engine.rounds import PlainRound, run_round
@@ -114,29 +123,57 @@ def run_round(host: Any, protocol: RoundProtocol, round: int, params: np.ndarray
     deadline = protocol.deadline
     limit = deadline if round_timeout is None else \
         round_timeout if deadline is None else min(deadline, round_timeout)
-    ended = "exhausted"
+    started = time.monotonic()
     asked = host.broadcast(round, params)
     try:
-        if protocol.begin(asked):
-            ended = "decided"
-        else:
-            stream = host.events(limit)
-            try:
-                for event in stream:
-                    if event.kind == "timer":
-                        ended = "deadline" if deadline is not None and \
-                            event.time >= deadline else "timeout"
-                    if protocol.on_event(event):
-                        if event.kind != "timer":
-                            ended = "decided"
-                        break
-            finally:
-                stream.close()
+        heard: set[int] = set()
+        ended = "decided" if protocol.begin(asked) else \
+            _stream(host, protocol, limit, deadline, heard)
+        silent = host.alive                  # a copy: alive and not heard from
+        silent[list(heard)] = False
+        if ended == "exhausted" and deadline is not None and silent.any():
+            ended = _wait_out(host, protocol, round, limit, deadline, started)
     finally:
         host.cancel()
     result = protocol.finish(host.round_info)
     result.ended = ended
     return result
+
+
+def _ended_by_timer(time_: float, deadline: float | None) -> str:
+    return "deadline" if deadline is not None and time_ >= deadline else "timeout"
+
+
+def _stream(host: Any, protocol: RoundProtocol, limit: float | None, deadline: float | None,
+            heard: set[int]) -> str:
+    """Feed the host's events to the protocol; returns why the stream ended. ``heard``
+    collects the workers that sent anything."""
+    ended = "exhausted"
+    stream = host.events(limit)
+    try:
+        for event in stream:
+            if event.kind == "timer":
+                ended = _ended_by_timer(event.time, deadline)
+            else:
+                heard.add(int(event.worker))
+            if protocol.on_event(event):
+                if event.kind != "timer":
+                    ended = "decided"
+                break
+    finally:
+        stream.close()
+    return ended
+
+
+def _wait_out(host: Any, protocol: RoundProtocol, round: int, limit: float,
+              deadline: float, started: float) -> str:
+    """The master does not know that its silent workers failed: it waits until ``limit``
+    (on a wall clock, really) and hands the protocol the timer."""
+    if host.clock != "virtual":
+        time.sleep(max(0.0, limit - (time.monotonic() - started)))
+    host.round_info.end_time = float(limit)
+    protocol.on_event(Event(-1, float(limit), float(limit), int(round), "timer"))
+    return _ended_by_timer(limit, deadline)
 
 
 def _name(decoder: Any) -> str:

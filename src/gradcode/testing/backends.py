@@ -4,14 +4,17 @@ Every case starts the same host again with a small least-squares problem and a k
 delay model, runs rounds through the host's methods (or the round driver) and compares
 what comes back with an independent computation (B G with NumPy, least squares for the
 nested fallback). Cases: the plain coded round, failed workers (infinite delay), the
-deadline timer, a NaN partition, results of an old round, cancellation that interrupts
-a long injected delay, a reassigned code, a worker killed by ``kill(host, worker)``
-(when given), the nested protocol (exact, and its fallback when more workers fail than
-the top level tolerates) and a round bounded by ``round_timeout`` in ``train``.
+deadline timer, a deadline round whose missing worker failed silently (the master waits
+until the deadline) or is dead (it does not), a NaN partition, results of an old round,
+cancellation that interrupts a long injected delay, a reassigned code, a worker killed by
+``kill(host, worker)`` (when given), the nested protocol (exact, and its fallback when
+more workers fail than the top level tolerates) and a round bounded by ``round_timeout``
+in ``train``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +22,10 @@ import numpy as np
 
 from ..codes import cyclic_repetition, fractional_repetition
 from ..codes import nested as nested_code
-from ..engine.rounds import run_round
-from ..engine.schemes import uncoded
+from ..engine.rounds import PlainRound, run_round
+from ..engine.schemes import Scheme, uncoded
 from ..engine.training import train
+from ..engine.wait import wait_all
 from ..models.data import synthetic_regression
 from ..models.problems import least_squares
 from ..models.stragglers import DelayModel
@@ -168,6 +172,40 @@ def _check_dead(host: Any, unit: float, limit: float,
     _expect(where, _results(events), [0, 1, 3], code, prob.partition_gradients(params))
 
 
+def _deadline_round(host: Any, code: Any, round: int, params: np.ndarray, deadline: float,
+                    limit: float) -> tuple[Any, float]:
+    """One plain round of wait_all(deadline) through the driver; (result, wall seconds)."""
+    scheme = Scheme(code, "optimal", wait_all(deadline=deadline))
+    t0 = time.monotonic()
+    res = run_round(host, PlainRound(scheme, params.size), round, params, round_timeout=limit)
+    return res, time.monotonic() - t0
+
+
+def _check_deadline_silent(host: Any, unit: float, limit: float) -> None:
+    where = "check_backend: deadline round with a silently failed worker"
+    prob, code = _problem(4), fractional_repetition(n=4, s=1)
+    host.start(prob, code, delays=ScriptedDelays([[unit, unit, unit, np.inf]]))
+    params, deadline = np.ones(3), min(25 * unit, limit / 2)
+    res, secs = _deadline_round(host, code, 0, params, deadline, limit)
+    assert res.ended == "deadline" and res.round_time == deadline, \
+        f"{where}: ended {res.ended!r} at {res.round_time}; the master cannot know that " \
+        f"worker 3 failed, so it must wait until the deadline {deadline}"
+    assert sorted(res.responders) == [0, 1, 2], f"{where}: responders {res.responders}"
+    assert host.clock == "virtual" or secs >= deadline, \
+        f"{where}: the round took {secs:.3f} s of wall clock, less than its deadline"
+
+
+def _check_deadline_dead(host: Any, unit: float, limit: float) -> None:
+    """After :func:`_check_dead` (worker 2 killed): a known-dead worker is not waited for."""
+    where = "check_backend: deadline round with a dead worker"
+    code, deadline = fractional_repetition(n=4, s=1), min(25 * unit, limit / 2)
+    res, _ = _deadline_round(host, code, 1, np.ones(3), deadline, limit)
+    assert res.ended == "exhausted" and res.round_time < deadline, \
+        f"{where}: ended {res.ended!r} at {res.round_time}: worker 2 is known dead, the " \
+        f"round must end at the last result, before the deadline {deadline}"
+    assert sorted(res.responders) == [0, 1, 3], f"{where}: responders {res.responders}"
+
+
 def _check_nested(host: Any, unit: float, limit: float,
                   kill: Callable[[Any, int], None] | None) -> None:
     where = "check_backend: nested protocol"
@@ -242,8 +280,10 @@ def check_backend(factory: Callable[[], Any], *, kill: Callable[[Any, int], None
         _check_plain(host, unit, limit)
         _check_timer_late_cancel(host, unit, limit)
         _check_nan_and_reassign(host, unit, limit)
+        _check_deadline_silent(host, unit, limit)
         if kill is not None:
             _check_dead(host, unit, limit, kill)
+            _check_deadline_dead(host, unit, limit)
         _check_nested(host, unit, limit, kill)
     finally:
         host.close()
