@@ -105,7 +105,8 @@ def _check_plain(host: Any, unit: float, limit: float) -> None:
 def _check_timer_late_cancel(host: Any, unit: float, limit: float) -> None:
     where = "check_backend: deadline, late results, cancel"
     prob, code = _problem(4), fractional_repetition(n=4, s=1)
-    table = [[unit, unit, unit, _SLOW], [unit, unit, unit, _SLOW], [unit] * 4]
+    table = [[unit, unit, unit, _SLOW], [unit, unit, unit, _SLOW], [unit] * 4,
+             [unit, unit, unit, np.inf]]
     host.start(prob, code, delays=ScriptedDelays(table))
     G = {t: prob.partition_gradients(np.full(3, float(t))) for t in range(3)}
     host.broadcast(0, np.full(3, 0.0))
@@ -129,6 +130,7 @@ def _check_timer_late_cancel(host: Any, unit: float, limit: float) -> None:
     assert "timer" not in [e.kind for e in events], \
         f"{where}: round 2 hit the deadline: cancel() did not interrupt a delay"
     _expect(where, _results(events), [0, 1, 2, 3], code, G[2])
+    _check_deadline_silent(host, code, unit, limit)
 
 
 def _check_nan_and_reassign(host: Any, unit: float, limit: float) -> None:
@@ -181,12 +183,11 @@ def _deadline_round(host: Any, code: Any, round: int, params: np.ndarray, deadli
     return res, time.monotonic() - t0
 
 
-def _check_deadline_silent(host: Any, unit: float, limit: float) -> None:
+def _check_deadline_silent(host: Any, code: Any, unit: float, limit: float) -> None:
+    """Round 3 of :func:`_check_timer_late_cancel`'s table: worker 3 fails silently."""
     where = "check_backend: deadline round with a silently failed worker"
-    prob, code = _problem(4), fractional_repetition(n=4, s=1)
-    host.start(prob, code, delays=ScriptedDelays([[unit, unit, unit, np.inf]]))
     params, deadline = np.ones(3), min(25 * unit, limit / 2)
-    res, secs = _deadline_round(host, code, 0, params, deadline, limit)
+    res, secs = _deadline_round(host, code, 3, params, deadline, limit)
     assert res.ended == "deadline" and res.round_time == deadline, \
         f"{where}: ended {res.ended!r} at {res.round_time}; the master cannot know that " \
         f"worker 3 failed, so it must wait until the deadline {deadline}"
@@ -280,7 +281,6 @@ def check_backend(factory: Callable[[], Any], *, kill: Callable[[Any, int], None
         _check_plain(host, unit, limit)
         _check_timer_late_cancel(host, unit, limit)
         _check_nan_and_reassign(host, unit, limit)
-        _check_deadline_silent(host, unit, limit)
         if kill is not None:
             _check_dead(host, unit, limit, kill)
             _check_deadline_dead(host, unit, limit)
