@@ -56,7 +56,7 @@ from .estimator import ClusterEstimator
 from .planner import Decision, Planner, start_plan
 from .predictor import Plan, Prediction, predict
 
-__all__ = ["AutoScheme", "Autopilot", "auto"]
+__all__ = ["AutoScheme", "Autopilot", "auto", "plan_scheme"]
 
 
 class _Tap:
@@ -143,14 +143,9 @@ class Autopilot:
         self.scheme = self._scheme(self.plan)
 
     def _scheme(self, plan: Plan) -> AutoScheme:
-        code = plan.code()
-        if plan.kind == "groups":
-            decoder, wait = "frc_group", until_decodable(plan.deadline)
-        elif plan.kind == "cyclic":
-            decoder, wait = "exact", until_decodable()
-        else:
-            decoder, wait = "unbiased", deadline(float(plan.deadline))
-        return AutoScheme(code, decoder, Observed(wait.deadline, wait, self._tap),
+        fixed = plan_scheme(plan)
+        return AutoScheme(fixed.code, fixed.decoder,
+                          Observed(fixed.wait.deadline, fixed.wait, self._tap),
                           name=f"auto(n={self.n}, k={self.k})", fallback="optimal",
                           pilot=self, plan=plan)
 
@@ -272,6 +267,26 @@ class Autopilot:
         R = self.estimator.residuals(samples, np.random.default_rng([self.seed, 10**9]))
         return predict(plan, self.estimator, R, gamma=self.planner.gamma,
                        bias_tol=self.planner.bias_tol)
+
+
+def plan_scheme(plan: Plan) -> Scheme:
+    """The fixed :class:`gradcode.schemes.Scheme` that runs ``plan`` (what the autopilot
+    runs while the plan is in force, without the autopilot): group plans decode with
+    ``"frc_group"`` until decodable (or the plan's deadline), cyclic plans exactly, the
+    heterogeneous code with ``"unbiased"`` at its deadline; fallback ``"optimal"``.
+
+    Example:
+        >>> from gradcode.engine.autopilot import plan_scheme, start_plan
+        >>> plan_scheme(start_plan(8, 8)).decoder
+        'frc_group'
+    """
+    if plan.kind == "groups":
+        decoder, wait = "frc_group", until_decodable(plan.deadline)
+    elif plan.kind == "cyclic":
+        decoder, wait = "exact", until_decodable()
+    else:
+        decoder, wait = "unbiased", deadline(float(plan.deadline))
+    return Scheme(plan.code(), decoder, wait, name=f"plan {plan.name}", fallback="optimal")
 
 
 def _enc(value: Any) -> Any:
