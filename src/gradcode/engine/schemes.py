@@ -86,8 +86,20 @@ class Scheme:
     def after_round(self, row: dict, history: Any) -> Any:
         """Called by ``train`` after each round (when no callback answered): None to go
         on, True to stop, or a :class:`Scheme` to switch to. Plain schemes return None;
-        self-driving ones (``gc.schemes.auto``) decide here."""
+        self-driving ones (``gc.schemes.auto``) decide here. A scheme that switches may
+        set ``row["moved_bytes"]`` and ``row["move_time"]`` (the data it ships and the
+        seconds that takes): ``train`` adds ``move_time`` to the clock."""
         return None
+
+    def checkpoint_state(self) -> dict | None:
+        """JSON-serialisable state ``train`` saves with each checkpoint (in its ``extra``
+        field, key ``"scheme_state"``); None: the scheme has none (plain schemes)."""
+        return None
+
+    def restore(self, state: dict) -> Scheme:
+        """The scheme to resume with, from a :meth:`checkpoint_state` saved by the same
+        run (plain schemes: ``self``)."""
+        return self
 
     @property
     def decode_fn(self) -> Callable[[Code, Any], Decoding]:

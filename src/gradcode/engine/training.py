@@ -304,13 +304,18 @@ class _Run:
         self.sim_time = float(last.get("sim_time", 0.0)) if last else 0.0
         self.wall_offset = float(last.get("wall_time", 0.0)) if last else 0.0
         self.fallbacks = int(self.history.meta.get("fallback_rounds", 0))
+        if "scheme_state" in ck["extra"]:          # self-driving schemes: what they learned
+            self.scheme = self.scheme.restore(ck["extra"]["scheme_state"])
+            self.scheme.check(k=int(self.problem.k), n=self.scheme.code.n)
         log.info("resuming %s at round %d", self.scheme.name, self.start_round)
 
     def checkpoint(self, done_round: int) -> None:
         path = self.cfg["checkpoint"]
         if path is not None and done_round >= 0:
+            state = self.scheme.checkpoint_state()
             save_checkpoint(path, round=done_round, params=self.params, optimizer=self.opt,
-                            history=self.history, fingerprint=self.fingerprint)
+                            history=self.history, fingerprint=self.fingerprint,
+                            extra=None if state is None else {"scheme_state": state})
 
     def step(self, t: int) -> dict:
         """One round: run the protocol, log what happened, step, return the row."""
@@ -332,6 +337,7 @@ class _Run:
             "grad_rel_error": rel, "decoder": res.decoder, "fallback": bool(res.fallback),
             "dropped": [f"{w}: {r}" for w, r in info.dropped],
             "dead": int(np.count_nonzero(~self.host.alive)),
+            "moved_bytes": 0.0, "move_time": 0.0,
         }
         row.update(res.extra)                       # protocol-specific columns, if any
         row.update(self._metrics(t))
@@ -430,6 +436,9 @@ class _Run:
                 if isinstance(reply, Scheme) and reply is not self.scheme:
                     self.scheme = _switch_scheme(self.host, self.problem, reply, self.model,
                                                  t, n)
+                    # shipping the data for the switch happens on the clock, before round
+                    # t + 1: sim_time of the later rows includes it
+                    self.sim_time += float(row.get("move_time") or 0.0)
                 if target_loss is not None and row["loss"] <= target_loss:
                     stop = True
                 if (t + 1) % cfg["checkpoint_every"] == 0 or stop or t == cfg["rounds"] - 1:
@@ -501,7 +510,11 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
         :class:`History` with one row per round and ``meta`` describing the run. The
         ``fallback`` column is True in rounds whose decoder fell back (an exact scheme
         that lost more workers than it tolerates); ``meta["fallback_rounds"]`` counts
-        them and the first one is logged once.
+        them and the first one is logged once. ``moved_bytes`` and ``move_time`` are the
+        data a self-driving scheme shipped after that round to switch plans and the
+        seconds charged for it (0 otherwise); ``move_time`` is on the clock: ``sim_time``
+        of every later row includes it. A scheme's :meth:`Scheme.checkpoint_state` is
+        saved with each checkpoint and restored on ``resume``.
 
     Raises:
         ValueError / TypeError: bad arguments, a code that does not match the problem's
@@ -544,10 +557,11 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
         run.resume(checkpoint)
     if run.start_round >= rounds:
         return run.history
+    code = run.scheme.code                      # a resumed self-driving scheme may differ
     # negative or malformed delays fail here, before any worker starts
     check_delays(model, model.sample(run.start_round, code.row_support.astype(np.float64)),
                  code.n)
-    host.start(problem, code, delays=model, task=scheme.task)
+    host.start(problem, code, delays=model, task=run.scheme.task)
     try:
         run.loop(callback, target_loss)
     finally:

@@ -9,8 +9,8 @@ the convergence model), :mod:`.planner` (candidate space, switching rule),
 from .estimator import ClusterEstimator, kaplan_meier
 from .planner import Decision, Planner, group_plan, start_plan
 from .predictor import Plan, Prediction, predict, rounds_factor
-from .scheme import Autopilot, AutoScheme, auto
+from .scheme import Autopilot, AutoScheme, auto, plan_scheme
 
 __all__ = ["AutoScheme", "Autopilot", "ClusterEstimator", "Decision", "Plan", "Planner",
-           "Prediction", "auto", "group_plan", "kaplan_meier", "predict", "rounds_factor",
-           "start_plan"]
+           "Prediction", "auto", "group_plan", "kaplan_meier", "plan_scheme", "predict",
+           "rounds_factor", "start_plan"]

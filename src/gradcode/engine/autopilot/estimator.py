@@ -247,6 +247,32 @@ class ClusterEstimator:
         self.rounds += 1
         self._cache = None
 
+    def state_dict(self) -> dict:
+        """The window of observed rounds and the round count, JSON-serialisable (``inf``
+        arrival times as None); :meth:`load_state` restores them (the fit is a function
+        of the window, so a restored estimator answers exactly as the saved one)."""
+        return {"rounds": self.rounds, "window": [
+            [L.tolist(), [None if math.isinf(x) else float(x) for x in T], tau, seen.tolist()]
+            for L, T, tau, seen in self._buf]}
+
+    def load_state(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (same n).
+
+        Raises:
+            ValueError: a round of the window does not have n workers.
+        """
+        buf = deque(maxlen=self.window)
+        for L, T, tau, seen in state["window"][-self.window:]:
+            if len(L) != self.n or len(T) != self.n or len(seen) != self.n:
+                raise ValueError(f"ClusterEstimator.load_state: a saved round has "
+                                 f"{len(L)} workers, expected n={self.n}")
+            buf.append((np.asarray(L, dtype=float),
+                        np.array([np.inf if x is None else x for x in T], dtype=float),
+                        float(tau), np.asarray(seen, dtype=bool)))
+        self._buf = buf
+        self.rounds = int(state["rounds"])
+        self._cache = None
+
     def reset(self) -> None:
         """Forget every round."""
         self._buf.clear()

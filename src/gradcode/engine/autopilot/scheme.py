@@ -56,7 +56,7 @@ from .estimator import ClusterEstimator
 from .planner import Decision, Planner, start_plan
 from .predictor import Plan, Prediction, predict
 
-__all__ = ["AutoScheme", "Autopilot", "auto"]
+__all__ = ["AutoScheme", "Autopilot", "auto", "plan_scheme"]
 
 
 class _Tap:
@@ -101,6 +101,17 @@ class AutoScheme(Scheme):
         """Hand the round to the autopilot; returns a new scheme, or None."""
         return self.pilot.after_round(row, history) if self.pilot is not None else None
 
+    def checkpoint_state(self) -> dict | None:
+        """The autopilot's state (:meth:`Autopilot.state_dict`), saved by ``train``."""
+        return self.pilot.state_dict() if self.pilot is not None else None
+
+    def restore(self, state: dict) -> AutoScheme:
+        """Load a saved autopilot state; returns the scheme of the plan then in force."""
+        if self.pilot is None:
+            return self
+        self.pilot.load_state(state)
+        return self.pilot.scheme
+
 
 class Autopilot:
     """Estimator + planner + switching, fed one history row at a time.
@@ -132,14 +143,9 @@ class Autopilot:
         self.scheme = self._scheme(self.plan)
 
     def _scheme(self, plan: Plan) -> AutoScheme:
-        code = plan.code()
-        if plan.kind == "groups":
-            decoder, wait = "frc_group", until_decodable(plan.deadline)
-        elif plan.kind == "cyclic":
-            decoder, wait = "exact", until_decodable()
-        else:
-            decoder, wait = "unbiased", deadline(float(plan.deadline))
-        return AutoScheme(code, decoder, Observed(wait.deadline, wait, self._tap),
+        fixed = plan_scheme(plan)
+        return AutoScheme(fixed.code, fixed.decoder,
+                          Observed(fixed.wait.deadline, fixed.wait, self._tap),
                           name=f"auto(n={self.n}, k={self.k})", fallback="optimal",
                           pilot=self, plan=plan)
 
@@ -209,8 +215,48 @@ class Autopilot:
         self.scheme = self._scheme(dec.plan)
         row.update(autopilot_switch=dec.plan.name, autopilot_moved=dec.moved_partitions,
                    autopilot_copies=dec.moved_copies,
-                   autopilot_move_seconds=dec.move_seconds)
+                   autopilot_move_seconds=dec.move_seconds,
+                   moved_bytes=record["move_bytes"], move_time=dec.move_seconds)
         return self.scheme
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything the autopilot learned, as JSON-serialisable data: the estimator's
+        window, the plan in force, its prediction, the decision counters and the
+        decision log. ``train`` saves it with each checkpoint (``extra["scheme_state"]``)
+        and :meth:`load_state` restores it on ``resume``."""
+        pred = self._predicted
+        return {
+            "format": 1, "n": self.n, "k": self.k,
+            "estimator": self.estimator.state_dict(),
+            "plan": _plan_state(self.plan),
+            "predicted": None if pred is None else
+            [_enc(pred.round_time), _enc(pred.error), _enc(pred.spread), _enc(pred.cost)],
+            "last_decision": self._last_decision, "failed": sorted(self._failed),
+            "surprises": self._surprises, "decisions": _enc(self.decisions),
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (same n and k).
+
+        Raises:
+            ValueError: the state is not an autopilot state for this n and k.
+        """
+        head = {key: state.get(key) for key in ("format", "n", "k")} \
+            if isinstance(state, dict) else type(state).__name__
+        if head != {"format": 1, "n": self.n, "k": self.k}:
+            raise ValueError(f"Autopilot.load_state: state must be a state_dict() of an "
+                             f"autopilot with n={self.n}, k={self.k}, got {head}")
+        self.estimator.load_state(state["estimator"])
+        self.plan = _plan_from_state(state["plan"], self.n, self.k)
+        pred = state["predicted"]
+        self._predicted = None if pred is None else Prediction(*(_dec(v) for v in pred))
+        self._last_decision = int(state["last_decision"])
+        self._failed = frozenset(int(w) for w in state["failed"])
+        self._surprises = int(state["surprises"])
+        self.decisions = _dec(state["decisions"])
+        self._tap.state = None
+        self.scheme = self._scheme(self.plan)
 
     def __call__(self, row: dict) -> AutoScheme | None:
         """Use as ``train(..., callback=pilot)`` where ``train`` has no hook."""
@@ -221,6 +267,64 @@ class Autopilot:
         R = self.estimator.residuals(samples, np.random.default_rng([self.seed, 10**9]))
         return predict(plan, self.estimator, R, gamma=self.planner.gamma,
                        bias_tol=self.planner.bias_tol)
+
+
+def plan_scheme(plan: Plan) -> Scheme:
+    """The fixed :class:`gradcode.schemes.Scheme` that runs ``plan`` (what the autopilot
+    runs while the plan is in force, without the autopilot): group plans decode with
+    ``"frc_group"`` until decodable (or the plan's deadline), cyclic plans exactly, the
+    heterogeneous code with ``"unbiased"`` at its deadline; fallback ``"optimal"``.
+
+    Example:
+        >>> from gradcode.engine.autopilot import plan_scheme, start_plan
+        >>> plan_scheme(start_plan(8, 8)).decoder
+        'frc_group'
+    """
+    if plan.kind == "groups":
+        decoder, wait = "frc_group", until_decodable(plan.deadline)
+    elif plan.kind == "cyclic":
+        decoder, wait = "exact", until_decodable()
+    else:
+        decoder, wait = "unbiased", deadline(float(plan.deadline))
+    return Scheme(plan.code(), decoder, wait, name=f"plan {plan.name}", fallback="optimal")
+
+
+def _enc(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats as strings ("inf", "-inf", "nan")."""
+    if isinstance(value, dict):
+        return {str(k): _enc(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_enc(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else str(v)
+    return value
+
+
+def _dec(value: Any) -> Any:
+    """Inverse of :func:`_enc`."""
+    if isinstance(value, dict):
+        return {k: _dec(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dec(v) for v in value]
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
+def _plan_state(plan: Plan) -> dict:
+    return {"kind": plan.kind, "groups": [list(g) for g in plan.groups],
+            "parts": [list(p) for p in plan.parts], "deadline": plan.deadline, "s": plan.s,
+            "p": list(plan.p), "seed": plan.seed}
+
+
+def _plan_from_state(d: dict, n: int, k: int) -> Plan:
+    return Plan(str(d["kind"]), n, k, tuple(tuple(int(i) for i in g) for g in d["groups"]),
+                tuple(tuple(int(j) for j in p) for p in d["parts"]),
+                None if d["deadline"] is None else float(d["deadline"]), int(d["s"]),
+                tuple(float(x) for x in d["p"]), int(d["seed"]))
 
 
 def auto(n: int, k: int | None = None, *, seed: int = 0, window: int = 40,
