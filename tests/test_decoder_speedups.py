@@ -223,6 +223,39 @@ def test_soft_bibd_same_matrix_as_before(params):
     assert code.meta["pair_counts"] == counts
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=hst.integers(4, 90), r=hst.integers(1, 5), seed=hst.integers(0, 2**31 - 1),
+       sweeps=hst.integers(0, 30), window_div=hst.sampled_from([1, 4, 16, 10**6]),
+       data=hst.data())
+def test_soft_bibd_batched_walk_matches_sequential_walk(n, r, seed, sweeps, window_div, data):
+    """The batched replay of the annealing walk (windows of level-scheduled steps, rolled
+    back on pair conflicts) gives the same code as the one-proposal-at-a-time loop."""
+    k = data.draw(hst.integers(r, min(n * r, 120)))
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(bibd_module, "_BATCHED_MAX_BLOCK", 10**9)
+        mp.setattr(bibd_module, "_WINDOW_DIV", window_div)
+        mp.setattr(bibd_module, "_BATCHED_MIN_K", 10**9)
+        seq = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+        mp.setattr(bibd_module, "_BATCHED_MIN_K", 0)
+        bat = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+    finally:
+        mp.undo()
+    assert _b_hash(bat) == _b_hash(seq)
+    assert bat.meta == seq.meta
+
+
+@pytest.mark.parametrize("n, k, r, seed", [(700, 700, 3, 0), (900, 600, 4, 1),
+                                           (1200, 1500, 2, 2)])
+def test_soft_bibd_batched_walk_matches_sequential_walk_at_scale(monkeypatch, n, k, r, seed):
+    monkeypatch.setattr(bibd_module, "_BATCHED_MIN_K", 10**9)
+    seq = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=20)
+    monkeypatch.setattr(bibd_module, "_BATCHED_MIN_K", 0)
+    bat = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=20)
+    assert _b_hash(bat) == _b_hash(seq)
+    assert bat.meta == seq.meta
+
+
 def _reference_greedy(rng, n, r, sizes):
     """The greedy start before the speed-up (frozen copy): one draw and one O(n)
     selection per block."""
@@ -252,6 +285,20 @@ def test_soft_bibd_greedy_start_matches_previous_loop(n, r, seed, data):
     old = _reference_greedy(rng, n, r, sizes)
     assert new == old
     assert rng.bit_generator.state == after_new          # the generator advanced alike
+
+
+@pytest.mark.parametrize("n, k, r, seed", [(3000, 3000, 3, 0), (2500, 1800, 4, 1),
+                                           (5000, 2000, 2, 2)])
+def test_soft_bibd_greedy_start_matches_previous_loop_over_many_chunks(n, k, r, seed):
+    """Several draws of rows and many runs per draw, degrees exhausted mid-run."""
+    total = n * r
+    rng = np.random.default_rng(seed)
+    sizes = np.full(k, total // k, dtype=np.int64)
+    sizes[rng.permutation(k)[: total % k]] += 1
+    state = rng.bit_generator.state
+    new = bibd_module._greedy_blocks(rng, n, r, sizes)
+    rng.bit_generator.state = state
+    assert new == _reference_greedy(rng, n, r, sizes)
 
 
 # --------------------------------------------------------------------------- optimal
