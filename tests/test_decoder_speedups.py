@@ -256,6 +256,38 @@ def test_soft_bibd_batched_walk_matches_sequential_walk_at_scale(monkeypatch, n,
     assert bat.meta == seq.meta
 
 
+def _pair_objective(code):
+    """sum over i < i' of G[i, i']^2, G = B B^T: the quantity the walk minimises."""
+    B = code.toarray()
+    return int(np.sum(np.triu(B @ B.T, 1) ** 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=hst.integers(4, 40), r=hst.integers(2, 5), seed=hst.integers(0, 10**6),
+       sweeps=hst.integers(1, 15), data=hst.data())
+def test_soft_bibd_never_returns_a_state_worse_than_the_end_of_the_walk(n, r, seed, sweeps,
+                                                                        data):
+    """The kept state is restored only when its own objective beats the final one (the
+    walk used to compare with the best objective seen anywhere but restore the state
+    saved in the second half, which could be worse)."""
+    k = data.draw(hst.integers(r, min(n * r, 40)))
+    kept = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(bibd_module._walk, "best_state", lambda *args: None)
+        end = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+    finally:
+        mp.undo()
+    assert _pair_objective(kept) <= _pair_objective(end)
+
+
+def test_soft_bibd_restore_keeps_the_better_state():
+    """(9, 12, 4, seed 3, 10 sweeps): the walk ends at objective 44; the previous
+    restore brought back an older state of objective 70."""
+    code = gc.codes.soft_bibd(n=9, k=12, r=4, seed=3, sweeps=10)
+    assert _pair_objective(code) == 44
+
+
 def _reference_greedy(rng, n, r, sizes):
     """The greedy start before the speed-up (frozen copy): one draw and one O(n)
     selection per block."""

@@ -321,18 +321,23 @@ def walk_batched(slot: np.ndarray, n: int, r: int, ej: np.ndarray, ep: np.ndarra
 def best_state(slot: np.ndarray, moves: Moves, objective: int, proposals: int) -> int:
     """Restore in ``slot`` the state to keep; return its objective.
 
-    The walk snapshots, in its second half (t > proposals // 2), every state whose
-    objective beats the best seen so far (the first half counts for "best" too); the
-    snapshot is restored when the best objective is below the final one.
+    The walk keeps a saved state, at first the start: in its second half
+    (t > proposals // 2) every state whose objective is below the saved state's own
+    objective replaces it. The saved state is restored when its objective is below the
+    final one, so the result is never worse than the end of the walk.
     """
     obj = objective + np.cumsum(moves.delta)
     final = int(obj[-1]) if obj.size else objective
-    before = np.minimum.accumulate(np.r_[objective, obj])[:-1]
-    snap = np.flatnonzero((obj < before) & (moves.t > proposals // 2))
-    best = int(min(objective, obj.min(initial=objective)))
-    if not best < final:
+    late = np.flatnonzero(moves.t > proposals // 2)
+    saved_obj, keep = objective, 0                             # moves kept: [0, keep)
+    if late.size:
+        run_min = np.minimum.accumulate(np.r_[objective, obj[late]])
+        better = np.flatnonzero(obj[late] < run_min[:-1])
+        if better.size:
+            keep = int(late[better[-1]]) + 1
+            saved_obj = int(obj[keep - 1])
+    if not saved_obj < final:
         return final
-    keep = int(snap[-1]) + 1 if snap.size else 0               # moves kept: [0, keep)
     undo = slice(keep, None)
     j = np.concatenate([moves.j1[undo], moves.j2[undo]])
     p = np.concatenate([moves.p1[undo], moves.p2[undo]])
@@ -343,4 +348,4 @@ def best_state(slot: np.ndarray, moves: Moves, objective: int, proposals: int) -
     first = np.r_[True, key[order][1:] != key[order][:-1]]
     pick = order[first]                                        # earliest undone move per slot
     slot[j[pick], p[pick]] = old[pick]
-    return int(obj[keep - 1]) if keep else objective
+    return saved_obj
