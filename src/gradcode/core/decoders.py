@@ -403,7 +403,8 @@ def _graph_structure(code: Code) -> dict[str, Any]:
                 "indices": cols[order].astype(np.int32), "rows": rows[order].astype(np.int32),
                 "eid": np.r_[np.arange(m), np.arange(m)][order].astype(np.int32),
                 "ones": np.ones(2 * m + k),
-                "parallel": bool(np.any(np.diff(keys[order]) == 0))}
+                "parallel": bool(np.any(np.diff(keys[order]) == 0)),
+                "unit": bool(np.all(c == 1.0))}
 
     return _memo(code, ("graph_structure",), compute)
 
@@ -434,7 +435,8 @@ def graph(code: Code, responders: Any) -> Decoding:
     mask, _ = _responders("graph", code, responders)
     st = _graph_structure(code)
     weights, alpha = _graph_solve(code.k, st, mask)
-    weights[mask] /= st["c"][mask]
+    if not st["unit"]:
+        weights[mask] /= st["c"][mask]
     return _finish(code, weights, alpha)
 
 
@@ -444,12 +446,29 @@ def _graph_forest(k: int, ext_indices: np.ndarray, ext_indptr: np.ndarray,
     buffers; row k is the super-root): (count, label per vertex, BFS order from the
     super-root, predecessors). Every component is rooted at its largest vertex.
 
-    One BFS from vertex k - 1 (the largest vertex, so the root of its component) usually
-    reaches everything; the few unreached vertices form closed components that are
+    One BFS from vertex k - 1 (the largest vertex, so the root of its component), or from
+    the super-root pointing at k - 1 and at the isolated vertices, usually reaches
+    everything; otherwise the unreached vertices form closed components that are
     labelled on their own small subgraph, and only then one more BFS from the super-root,
-    pointing at each component's largest vertex, spans the forest.
+    pointing at each component's largest vertex, spans the forest. Within a component the
+    BFS tree and the order of its vertices do not depend on the other components.
     """
     nnz = int(ext_indptr[k])
+    isolated = np.flatnonzero(ext_indptr[1:k + 1] == ext_indptr[:k])
+    if isolated.size and isolated[-1] != k - 1:
+        # vertices without surviving edges are components of their own: the super-root
+        # points at them and at k - 1, and one BFS usually spans everything
+        ext_indices[nnz:nnz + isolated.size + 1] = np.r_[k - 1, isolated]
+        ext_indptr[k + 1] = nnz + isolated.size + 1
+        ext = sp.csr_array((ones[:nnz + isolated.size + 1],
+                            ext_indices[:nnz + isolated.size + 1], ext_indptr),
+                           shape=(k + 1, k + 1))
+        order, pred = csgraph.breadth_first_order(ext, k, directed=True,
+                                                  return_predecessors=True)
+        if order.size == k + 1:
+            lab = np.zeros(k, dtype=np.int64)
+            lab[isolated] = np.arange(1, isolated.size + 1)
+            return isolated.size + 1, lab, order, pred
     ext_indptr[k + 1] = nnz
     graph_ = sp.csr_array((ones[:nnz], ext_indices[:nnz], ext_indptr), shape=(k + 1, k + 1))
     order, pred = csgraph.breadth_first_order(graph_, k - 1, directed=True,
@@ -489,17 +508,15 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
     n = mask.size
     weights = np.zeros(n)
     alpha = np.zeros(k)
-    keep = mask[st["eid"]]
-    if not keep.any():
+    sel = np.flatnonzero(mask[st["eid"]])      # surviving adjacency entries, row-sorted
+    if sel.size == 0:
         return weights, alpha
     u_all, v_all = st["u"], st["v"]
-    csum = np.zeros(keep.size + 1, dtype=np.int64)
-    np.cumsum(keep, out=csum[1:])
-    indptr = csum[st["indptr"]]
-    indices = st["indices"][keep]
-    eid = st["eid"][keep]
+    indptr = np.searchsorted(sel, st["indptr"])
+    indices = st["indices"][sel]
+    eid = st["eid"][sel]
     deg = np.diff(indptr)
-    row_of = st["rows"][keep]
+    row_of = st["rows"][sel]
     if st["parallel"]:
         # parallel edges: csgraph's strong-components routine does not terminate on
         # duplicate CSR entries, so the traversal uses a de-duplicated copy
@@ -575,11 +592,13 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
     # tree edge (child, parent) of every vertex below level 1
     # (vertex, parent) entries of the surviving adjacency; parallel edges: first one only
     parent_of = np.where(depth >= 2, pred[:k], -1)
-    hit = np.flatnonzero(indices == np.repeat(parent_of, deg))
+    hit = np.flatnonzero(indices == parent_of[row_of])
     if hit.size:
         hit_row = row_of[hit]
-        hit = hit[np.r_[True, hit_row[1:] != hit_row[:-1]]]
-        weights[eid[hit]] = wpos[pos[row_of[hit]]]
+        if st["parallel"]:
+            hit = hit[np.r_[True, hit_row[1:] != hit_row[:-1]]]
+            hit_row = row_of[hit]
+        weights[eid[hit]] = wpos[pos[hit_row]]
     weights[eids[oe]] += t
     return weights, alpha
 
