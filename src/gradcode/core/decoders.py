@@ -139,10 +139,13 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
     # Connected components of the bipartite responder/partition graph decouple the
     # least-squares problem: solve each block on its own.
     nf = rows.size
-    # structure only: csgraph casts values to float64 (dropping imaginary parts)
-    pattern = sp.csr_array((np.ones(BF.nnz), BF.indices, BF.indptr), shape=BF.shape)
-    adj = sp.block_array([[None, pattern], [pattern.T, None]], format="csr")
-    ncomp, labels = csgraph.connected_components(adj, directed=False)
+    BFc = BF.tocsc()
+    # structure only (csgraph casts values to float64, dropping imaginary parts): the
+    # bipartite adjacency [[0, BF], [BF^T, 0]] assembled from the CSR and CSC index arrays
+    adj = sp.csr_array((np.ones(2 * BF.nnz),
+                        np.r_[BF.indices.astype(np.int64) + nf, BFc.indices],
+                        np.r_[BF.indptr[:-1], BFc.indptr + BF.nnz]), shape=(nf + k, nf + k))
+    ncomp, labels = csgraph.connected_components(adj, directed=True, connection="weak")
     row_lab, col_lab = labels[:nf], labels[nf:]
     held = np.bincount(BF.indices, minlength=k) > 0
     order_r = np.argsort(row_lab, kind="stable")
@@ -175,13 +178,15 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
             a = np.linalg.pinv(stack) @ np.ones(width, dtype=dtype)          # [comp, row]
             in_r = slot[row_lab] >= 0
             weights[rows[in_r]] = a[slot[row_lab[in_r]], local_r[in_r]]
-    BFc = BF.tocsc()
     large = np.flatnonzero(useful & ~small)
     for comp in large:
         r = order_r[r_bounds[comp]:r_bounds[comp + 1]]
         c = order_c[c_bounds[comp]:c_bounds[comp + 1]]
         if large.size == 1:
-            weights[rows[r]] = _lstsq_block(BFc[:, c][r])     # |r| x |c|
+            if r.size == nf and c.size == k:                  # the whole pattern
+                weights[rows] = _lstsq_block(BF)
+            else:
+                weights[rows[r]] = _lstsq_block(BFc[:, c][r])     # |r| x |c|
             continue
         # several large blocks: a block whose responders did not change since an earlier
         # round (its columns follow from its rows) is not solved again
