@@ -405,3 +405,22 @@ def test_cgls_direct_kernel_matches_scipy_products(monkeypatch):
     slow = cgls_module.cgls(*args)
     np.testing.assert_array_equal(fast[0], slow[0])
     assert fast[1:] == slow[1:]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_optimal_alpha_within_the_documented_bound(seed):
+    """||alpha - alpha*|| <= ||B_F r|| / sigma_min <= 1e-10 ||B_F||_F max(||r||, 1) / sigma_min
+    (sigma_min: smallest non-zero singular value), alpha* from a dense SVD solve."""
+    rng = np.random.default_rng(seed)
+    code = gc.codes.regularized_bernoulli(n=600, k=600, d=4, seed=seed)
+    mask = rng.random(600) >= 0.1
+    dec = gc.decode(code, mask, "optimal")
+    BF = code.toarray()[mask]
+    sv = np.linalg.svd(BF, compute_uv=False)
+    sigma = sv[sv > sv[0] * 1e-12].min()
+    alpha_star = BF.T @ np.linalg.lstsq(BF.T, np.ones(600), rcond=None)[0]
+    r = 1.0 - dec.alpha
+    grad = np.linalg.norm(BF @ r)
+    bound = 1e-10 * np.linalg.norm(BF) * max(np.linalg.norm(r), 1.0) / sigma
+    assert grad <= 1e-10 * np.linalg.norm(BF) * max(np.linalg.norm(r), 1.0) * (1 + 1e-9)
+    assert np.linalg.norm(dec.alpha - alpha_star) <= grad / sigma + 1e-12 <= bound + 1e-12
