@@ -272,24 +272,50 @@ def part2(quick: bool) -> tuple[list[str], dict]:
     return lines, {"ours": o, "bare": b}
 
 
+def _kept_section(path: str, title: str) -> list[str]:
+    """The lines of an existing results file's section starting with ``title``."""
+    try:
+        with open(path) as fh:
+            text = fh.read().splitlines()
+    except OSError:
+        return []
+    start = next((i for i, line in enumerate(text) if line.startswith(title)), None)
+    if start is None:
+        return []
+    end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")),
+               len(text))
+    return text[start:end] + [""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--part", type=int, choices=(1, 2), default=None,
+                    help="run only this part; the other part's section of the existing "
+                         "results file is kept")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "training.md"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    l1, r1 = part1(args.quick)
-    print("\n".join(l1))
-    l2, r2 = part2(args.quick)
-    print("\n".join(l2))
+    if args.part in (None, 1):
+        l1, _ = part1(args.quick)
+        print("\n".join(l1))
+    else:
+        l1 = _kept_section(args.out, "## Part 1")
+    if args.part in (None, 2):
+        l2, _ = part2(args.quick)
+        print("\n".join(l2))
+    else:
+        l2 = _kept_section(args.out, "## Part 2")
+    cmd = "python benchmarks/training.py" + (" --quick" if args.quick else "") + \
+        (f" --part {args.part}" if args.part else "")
     head = [
         "# Coded training benchmark",
         "",
-        f"`python benchmarks/training.py{' --quick' if args.quick else ''}` on "
-        f"{platform.platform()}, Python {platform.python_version()}, numpy "
+        f"`{cmd}` on {platform.platform()}, Python {platform.python_version()}, numpy "
         f"{np.__version__}; {time.strftime('%Y-%m-%d %H:%M')}; took "
-        f"{time.perf_counter() - t0:.0f} s. All ratios measured in this one run.",
+        f"{time.perf_counter() - t0:.0f} s. All ratios of a part measured in one run"
+        + (f"; part {3 - args.part} kept from the previous run." if args.part else "."),
         "",
     ]
     with open(args.out, "w") as fh:

@@ -305,3 +305,13 @@ def test_worker_error_is_dropped_not_fatal(session):
         (worker, reason), = be.round_info.dropped
         assert worker == 1 and "RuntimeError" in reason and "boom" in reason
         assert be.alive.all()
+
+
+def test_check_backend_contract(session):
+    """The host contract (gradcode.testing.check_backend) on Ray, nested protocol included."""
+    from gradcode.testing import check_backend
+
+    def kill(host, worker):
+        ray.kill(host._actors[worker], no_restart=True)
+
+    check_backend(RayBackend, kill=kill, unit=0.05, limit=5.0)

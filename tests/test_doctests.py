@@ -14,7 +14,8 @@ import gradcode.codes
 CORE = ["gradcode", "gradcode.core.code", "gradcode.core.decoders", "gradcode.core.fixed_weights",
         "gradcode.analysis", "gradcode.analysis.decoding_error", "gradcode.analysis.latency",
         "gradcode.codes.catalogue", "gradcode.codes.designs", "gradcode.protocols.nested",
-        "gradcode.protocols.nested_scheme", "gradcode.app.compare"]
+        "gradcode.protocols.nested_scheme", "gradcode.app.compare", "gradcode.engine.rounds",
+        "gradcode.backends.tasks", "gradcode.backends.simulated"]
 FAMILIES = [f"gradcode.codes.{m.name}" for m in pkgutil.iter_modules(gradcode.codes.__path__)
             if not m.name.startswith("_") and f"gradcode.codes.{m.name}" not in CORE]
 # Modules whose examples run in other test files (training side, estimation, ray extra,
@@ -24,9 +25,8 @@ ELSEWHERE = {"gradcode.engine.training", "gradcode.engine.wait", "gradcode.engin
              "gradcode.models.optimizers", "gradcode.engine.history", "gradcode.engine.estimation",
              "gradcode.app.cli", "gradcode.app.config", "gradcode.app.report",
              "gradcode.core.errors", "gradcode.core.validate", "gradcode.core.tolerance",
-             "gradcode.core.cgls",
-             "gradcode.analysis.worst_case_search", "gradcode.protocols.nested_local",
-             "gradcode.decompiler"}
+             "gradcode.core.cgls", "gradcode.analysis.worst_case_search",
+             "gradcode.decompiler", "gradcode.engine.autopilot"}
 LAYERS = ("core", "codes", "analysis", "models", "engine", "protocols", "backends", "app")
 
 

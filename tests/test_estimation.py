@@ -212,3 +212,25 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_delay_fit_censoring_below_the_shift_adds_nothing() -> None:
+    """With varying stop times, a miss of a stop time below the shift carries no information
+    on the exponential part: the fit equals the closed form with (tau - shift)^+ and is
+    close to the true mean (the unclipped sum is biased low)."""
+    rng = np.random.default_rng(0)
+    n, rounds, shift, mean = 3, 4000, 1.0, 0.5
+    est = StragglerEstimator(n)
+    taus = rng.choice([0.8, 1.3, 2.0], size=rounds)
+    times = shift + rng.exponential(mean, size=(rounds, n))
+    for t in range(rounds):
+        est.update(np.where(times[t] <= taus[t], times[t], np.inf), taus[t])
+    fit_shift, fit_mean = est.delay_fit()
+    hit = times <= taus[:, None]
+    for i in range(n):
+        s = times[hit[:, i], i].min()
+        expected = (np.sum(times[hit[:, i], i] - s)
+                    + np.sum(np.maximum(taus[~hit[:, i]] - s, 0.0))) / hit[:, i].sum()
+        np.testing.assert_allclose(fit_shift[i], s, rtol=1e-12)
+        np.testing.assert_allclose(fit_mean[i], expected, rtol=1e-9)
+    np.testing.assert_allclose(fit_mean, mean, rtol=0.1)

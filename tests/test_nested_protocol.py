@@ -146,8 +146,15 @@ def test_bad_input():
 
 
 def test_real_processes_decode_exactly_with_dead_workers():
+    """The one nested task on the ordinary local backend: exact with a failed worker,
+    then with a killed one; its fixed-level form runs a fixed GC(4, 1) on the plain round."""
+    import os
+    import signal
+
+    from gradcode import stragglers as st
+    from gradcode.backends.local import LocalBackend
     from gradcode.problems import least_squares
-    from gradcode.protocols.nested_local import NestedLocalRunner
+    from gradcode.protocols.nested_scheme import NestedTask
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((80, 4)), rng.standard_normal(80)
@@ -156,27 +163,37 @@ def test_real_processes_decode_exactly_with_dead_workers():
     params = np.linspace(-1, 1, 4)
     partials = problem.partition_gradients(params)
     code = gc.codes.nested(n, [0, 1, 3], seed=0)
-    with NestedLocalRunner(problem, code, timeout=30) as runner:
-        procs = list(runner._procs)
-        delays = np.full((n, 4), 0.01)
-        delays[3] = np.inf                          # hangs: a permanent straggler
-        delays[2, 1] = 0.5                          # slow on its second task
-        rep = runner.run_round(0, params, delays)
-        _check_exact(rep.gradient, partials)
-        assert rep.level == 3 and rep.responders.size == 1
-        assert rep.messages.beacons >= 4 and rep.messages.stops == n
-        runner.kill(0)                              # a real death, seen by the sentinel
-        rep = runner.run_round(1, params, np.full((n, 4), 0.005))
-        _check_exact(rep.gradient, partials)
-        assert 0 not in rep.responders.tolist()
-        assert rep.messages.stops == n - 1
-        # the same processes run the fixed GC(4, 1) (its level-1 code) on demand
-        rep = runner.run_round(2, params, np.full((n, 4), 0.005), fixed=1)
-        _check_exact(rep.gradient, partials)
-        assert rep.level == 1 and rep.responders.tolist() == [1, 2, 3]
-        assert rep.messages.beacons == 0
-        with pytest.raises(ValueError, match="fixed=2 must be one of"):
-            runner.run_round(3, params, np.zeros((n, 4)), fixed=2)
-    assert procs and all(not p.is_alive() and p.exitcode is not None for p in procs)
-    with pytest.raises(ValueError, match="one level"):
-        NestedLocalRunner(problem, code, mode="fixed")
+    scheme = gc.schemes.nested(code)
+    delays = st.Constant([0.04, 0.04, 0.04, np.inf])       # worker 3 fails every round
+    with LocalBackend(round_timeout=30) as be:
+        be.start(problem, code, delays=delays, task=scheme.task)
+        procs = be.processes
+        pids = list(be.pids)
+        res = scheme.run_round(be, 0, params)
+        _check_exact(res.g_hat, partials)
+        assert res.extra["nested_level"] == 1 and sorted(res.responders) == [0, 1, 2]
+        assert res.extra["nested_stops"] == 3 and res.extra["nested_beacons"] >= 6
+        os.kill(be.pids[0], signal.SIGKILL)                 # a real death
+        procs[0].join(10)
+        res = scheme.run_round(be, 1, params)               # only level 3 is left
+        _check_exact(res.g_hat, partials)
+        assert res.extra["nested_level"] == 3 and len(res.responders) == 1
+        assert 0 not in res.responders and not res.fallback
+    assert not be.processes and len(pids) == n and all(_gone(pid) for pid in pids)
+    level_code = code.meta["level_codes"][1]
+    fixed = gc.training.Scheme(level_code, "exact", gc.wait.first(n - 1),
+                               task=NestedTask(code, fixed=1), name="GC(4, 1) nested task")
+    hist = gc.training.train(problem, fixed, rounds=2, backend="local", grad_error=True,
+                             delays=st.Constant(0.01), backend_options={"round_timeout": 30})
+    assert all(r["grad_rel_error"] < 1e-9 and r["n_responders"] == 3 for r in hist)
+    with pytest.raises(ValueError, match="fixed=2 must be None or one of"):
+        NestedTask(code, fixed=2)
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (no /proc entry, or a zombie awaiting its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

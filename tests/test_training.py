@@ -267,3 +267,72 @@ def test_bad_input_fails_before_any_worker_starts(logreg, tmp_path):
 def test_docstring_examples(module):
     res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert res.failed == 0
+
+
+# ---------------------------------------------------------------- run-level decisions
+def _ls(k=6):
+    X, y = gc.data.synthetic_regression(30 * k, 3, seed=1)
+    return gc.problems.least_squares(X, y, k=k)
+
+
+def test_fallback_column_and_one_warning_per_run(caplog):
+    prob = _ls()
+    code = gc.codes.fractional_repetition(n=6, s=1)          # groups {0,1} {2,3} {4,5}
+    delays = st.Constant([np.inf, np.inf, 1.0, 1.0, 1.0, 1.0])   # a whole group fails
+    with caplog.at_level("WARNING", logger="gradcode.training"):
+        hist = tr.train(prob, tr.exact(code), rounds=4, delays=delays)
+    assert [r["fallback"] for r in hist] == [True] * 4
+    assert all(r["decoder"] == "optimal" for r in hist)
+    assert hist.meta["fallback_rounds"] == 4
+    lines = [r for r in caplog.records if "could not decode" in r.getMessage()]
+    assert len(lines) == 1 and "round 0" in lines[0].getMessage()
+    # alpha misses exactly the lost group's two partitions: error 2
+    assert all(r["error"] == pytest.approx(2.0) for r in hist)
+    ok = tr.train(prob, tr.exact(code), rounds=2, delays=st.Constant(1.0))
+    assert [r["fallback"] for r in ok] == [False, False] and "fallback_rounds" not in ok.meta
+
+
+@pytest.mark.parametrize("mode", ["stop", "continue"])
+def test_nonfinite_loss_stops_or_continues_with_one_line(mode, caplog):
+    prob = _ls()
+    with caplog.at_level("WARNING", logger="gradcode.training"), \
+            np.errstate(all="ignore"):
+        hist = tr.train(prob, tr.uncoded(6), rounds=400, lr=1e3, on_nonfinite=mode)
+    lines = [r for r in caplog.records if "non-finite" in r.getMessage()]
+    assert len(lines) == 1
+    if mode == "stop":
+        assert len(hist) < 400 and "non-finite" in hist.meta["stopped"]
+        assert not np.isfinite(hist.final["loss"])
+    else:
+        assert len(hist) == 400 and "nonfinite_from_round" in hist.meta
+    with pytest.raises(ValueError, match="on_nonfinite must be 'stop' or 'continue'"):
+        tr.train(prob, tr.uncoded(6), rounds=1, on_nonfinite="ignore")
+
+
+def test_eval_every_counts_from_round_zero_after_resume(tmp_path):
+    prob = _ls()
+    kw = dict(rounds=8, eval_every=3, checkpoint=tmp_path, checkpoint_every=1)
+    tr.train(prob, tr.uncoded(6), callback=lambda row: row["round"] == 1, **kw)
+    hist = tr.train(prob, tr.uncoded(6), resume=True, **kw)
+    evaluated = [r["round"] for r in hist if np.isfinite(r["loss"])]
+    assert evaluated == [0, 3, 6, 7]
+
+
+def test_empty_round_log_lines_are_true(caplog):
+    prob = _ls()
+    with caplog.at_level("WARNING", logger="gradcode.training"):
+        tr.train(prob, tr.uncoded(6, deadline=0.5), rounds=1, delays=st.Constant(1.0))
+        tr.train(prob, tr.uncoded(6), rounds=1, delays=st.Constant(np.inf))
+    text = [r.getMessage() for r in caplog.records]
+    assert sum("within the deadline (0.5 s)" in m for m in text) == 1
+    assert sum("nothing could be decoded" in m for m in text) == 1
+
+
+def test_round_timeout_argument():
+    prob = _ls()
+    stuck = st.Constant([1.0] * 5 + [1e6])
+    hist = tr.train(prob, tr.uncoded(6), rounds=2, delays=stuck, round_timeout=10.0)
+    assert [r["n_responders"] for r in hist] == [5, 5]
+    assert [r["round_time"] for r in hist] == [10.0, 10.0]
+    with pytest.raises(ValueError, match="round_timeout"):
+        tr.train(prob, tr.uncoded(6), rounds=1, round_timeout=-1)

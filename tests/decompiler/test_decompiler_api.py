@@ -148,3 +148,87 @@ def test_docstring_examples():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+def _loss(w, x):
+    return jnp.sum(jnp.tanh(x @ w) ** 2)
+
+
+def test_to_function_finds_underscore_function():
+    w, x = jnp.ones((3, 2)) * 0.1, jnp.arange(12.0).reshape(4, 3) / 10
+    src = decompile(jax.grad(_loss), w, x)
+    assert "def _loss(w, x):" in src and "__all__ = ['_loss']" in src
+    g = to_function(src)
+    np.testing.assert_allclose(g(w, x), jax.grad(_loss)(w, x), rtol=1e-6)
+    src2 = decompile(jax.checkpoint(_loss), w, x)
+    np.testing.assert_allclose(to_function(src2)(w, x), _loss(w, x), rtol=1e-6)
+    # Without __all__: the only function, even if private; several public ones: ambiguous.
+    assert to_function("def _only(x):\n    return x + 1\n")(1) == 2
+    with pytest.raises(ValueError, match="several functions"):
+        to_function("def a(x):\n    return x\n\ndef b(x):\n    return x\n")
+    with pytest.raises(ValueError, match="no function"):
+        to_function("X = 1\n")
+    with pytest.raises(TypeError, match="name"):
+        to_function("def a(x):\n    return x\n", name=3)
+
+
+def test_to_function_docstring_says_it_executes():
+    doc = to_function.__doc__
+    assert "exec" in doc and "Security" in doc
+
+
+def test_callback_errors_name_equation_and_remedy():
+    from jax.experimental import io_callback
+
+    def f(x):
+        return jax.pure_callback(np.sin, jax.ShapeDtypeStruct((2,), jnp.float32), x)
+
+    with pytest.raises(NotImplementedError, match=r"pure_callback\(callback=.*sin.*float32\[2\]"):
+        decompile(f, jnp.ones(2, jnp.float32))
+
+    def g(x):
+        return io_callback(np.cos, jax.ShapeDtypeStruct((2,), jnp.float32), x)
+
+    with pytest.raises(NotImplementedError, match="Decompile the function without it"):
+        decompile(g, jnp.ones(2, jnp.float32))
+
+    def h(x):
+        jax.debug.callback(lambda v: None, x)
+        return x * 2
+
+    with pytest.raises(NotImplementedError, match="debug_callback"):
+        decompile(h, jnp.ones(2, jnp.float32))
+
+
+def test_debug_print_is_reemitted(capfd):
+    def f(x):
+        jax.debug.print("x={x}", x=x)
+        return x * 2
+
+    src = decompile(f, jnp.ones(2, jnp.float32))
+    assert "jax.debug.print('x={x}', x=x" in src
+    out = to_function(src)(jnp.asarray([1.5, 2.0], jnp.float32))
+    np.testing.assert_array_equal(out, [3.0, 4.0])
+    assert "x=[1.5 2. ]" in capfd.readouterr().out
+
+
+def test_primitives_without_public_function_use_jax_extend_bind():
+    xs = jnp.asarray([0.1, 0.4, 0.4, 0.9], jnp.float32)
+    q = jnp.asarray([0.4, -1.0, 2.0, 0.5], jnp.float32)
+    src = decompile(lambda a, b: (jnp.searchsorted(a, b), jnp.searchsorted(a, b, side="right")),
+                    xs, q)
+    assert "from jax.extend.core import primitives as prims" in src
+    assert "prims.lt_to_p.bind(" in src and "prims.le_to_p.bind(" in src
+    left, right = to_function(src)(xs, q)
+    np.testing.assert_array_equal(left, np.searchsorted(np.asarray(xs), np.asarray(q), "left"))
+    np.testing.assert_array_equal(right, np.searchsorted(np.asarray(xs), np.asarray(q), "right"))
+
+
+def test_platform_dependent_and_svd_order():
+    m = jnp.asarray([[3.0, 1.0], [1.0, 2.0]], jnp.float32)
+    src = decompile(lambda a: (jnp.diagonal(a), jnp.linalg.svd(a)), m)
+    assert "lax.platform_dependent(" in src and "platform_index" not in src
+    diag, (u, s, vh) = to_function(src)(m)
+    np.testing.assert_array_equal(diag, [3.0, 2.0])
+    np.testing.assert_allclose((u * s) @ vh, m, atol=1e-5)
+    np.testing.assert_allclose(s, np.linalg.svd(np.asarray(m), compute_uv=False), rtol=1e-5)

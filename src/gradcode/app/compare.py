@@ -117,7 +117,8 @@ def _make_problem(cfg: ExperimentConfig, d: tuple, k: int):
     build = {"logistic_regression": problems.logistic_regression,
              "least_squares": problems.least_squares,
              "softmax_regression": problems.softmax_regression}[cfg.problem.kind]
-    return build(X, y, k, l2=cfg.problem.l2, test=test, partition_seed=cfg.seed)
+    return build(X, y, k, l2=cfg.problem.l2, test=test, partition_seed=cfg.seed,
+                 batch_size=cfg.problem.batch_size, batch_seed=cfg.seed)
 
 
 def make_delays(cfg: ExperimentConfig):
@@ -195,6 +196,7 @@ def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme")
     from ..codes import CATALOGUE
     from ..engine import schemes as sch
     from ..engine import wait as wt
+    from ..protocols.nested_scheme import nested as nested_scheme
 
     n = cfg.workers
     try:
@@ -222,7 +224,7 @@ def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme")
                 base = sch.uncoded(n)
             elif sc.code == "nested" and sc.decoder is None and sc.wait is None \
                     and nested_protocol_available(cfg.backend):
-                base = sch.nested(code)            # with its adaptive-load protocol
+                base = nested_scheme(code)         # with its adaptive-load protocol
             elif entry.exact:
                 base = sch.exact(code, decoder=decoder)
             else:
@@ -246,13 +248,9 @@ def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme")
 
 
 def nested_protocol_available(backend: str) -> bool:
-    """Whether nested codes can run with their adaptive protocol through ``train`` here."""
-    import importlib.util
-
-    from ..engine import schemes as sch
-
-    return (backend in ("simulated", "local") and hasattr(sch, "nested")
-            and importlib.util.find_spec("gradcode.protocols.nested_scheme") is not None)
+    """Whether nested codes can run with their adaptive protocol through ``train`` here:
+    the protocol is a plug-in that every built-in backend hosts."""
+    return backend in ("simulated", "local", "ray")
 
 
 def _bibd_design(n: int) -> str | None:

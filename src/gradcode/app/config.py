@@ -25,6 +25,7 @@ The layout (every key optional; see ``examples/*.toml``)::
     test_fraction = 0.2
     samples = 2000                  # synthetic only
     dim = 20                        # synthetic only
+    batch_size = 32                 # minibatch rows per partition and round (default: all)
 
     [delays]
     model = "shifted_exponential"   # none | exponential | shifted_exponential | pareto
@@ -107,6 +108,7 @@ class ProblemConfig:
     test_fraction: float = 0.2
     samples: int = 2000
     dim: int = 20
+    batch_size: int | None = None    # minibatch rows per partition and round; None: all
     dataset_explicit: bool = False   # the user named the dataset (no silent fallback)
 
 
@@ -240,7 +242,8 @@ def _get(table: dict, where: str, key: str, kind: type, default: Any, *,
 
 _TOP_KEYS = ("workers", "rounds", "seed", "backend", "out", "lr", "optimizer", "target_loss",
              "name", "problem", "delays", "schemes", "scheme")
-_PROBLEM_KEYS = ("kind", "dataset", "path", "l2", "test_fraction", "samples", "dim")
+_PROBLEM_KEYS = ("kind", "dataset", "path", "l2", "test_fraction", "samples", "dim",
+                 "batch_size")
 _DELAY_KEYS = ("model", "shift", "mean", "shape", "slow_workers", "slow_factor", "fail_prob")
 _SCHEME_KEYS = ("code", "params", "decoder", "wait", "r", "deadline", "eps", "w", "name")
 
@@ -268,6 +271,7 @@ def _parse_problem(raw: Any) -> ProblemConfig:
                            low=0.0, high=0.9),
         samples=samples,
         dim=_get(t, "problem", "dim", int, d.dim, low=1),
+        batch_size=_get(t, "problem", "batch_size", int, d.batch_size, low=1),
         dataset_explicit="dataset" in t or path is not None,
     )
 

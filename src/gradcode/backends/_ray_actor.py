@@ -4,10 +4,14 @@ This module imports nothing from Ray at import time; :mod:`gradcode.backends.ray
 :class:`GradientWorker` with ``ray.remote`` when the backend starts. Keeping the class a
 plain Python class makes it testable without a cluster.
 
-Worker i holds the partitions j with B[i, j] != 0 and answers
-f_i = sum_j B[i, j] g_j(params). The methods are ``async`` so that Ray runs the actor on an
-event loop: an injected delay is an ``asyncio.sleep`` that ``ray.cancel`` interrupts at
-once, and a newer round supersedes an older one still sleeping (the per-actor round
+Worker i holds the partitions j with B[i, j] != 0 and runs the host's worker task
+(:class:`gradcode.backends.base.WorkerTask`; default the coded gradient
+f_i = sum_j B[i, j] g_j(params)). The methods are ``async`` so that Ray runs the actor on
+an event loop: a task that does not stream runs in :meth:`GradientWorker.compute`, its
+injected delay an ``asyncio.sleep`` that ``ray.cancel`` interrupts at once; a task that
+streams runs in a thread under :meth:`GradientWorker.run` (a streaming generator of its
+events), fed by :meth:`GradientWorker.message` and ended by
+:meth:`GradientWorker.cancel`. A newer round supersedes an older one (the per-actor round
 counter), so a cancelled or late round leaves no backlog.
 """
 
@@ -15,18 +19,54 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import math
 import os
+import queue
 import time
 from typing import Any
 
 import numpy as np
 
+from ..models.problems import gradient_at
+from .tasks import CodedGradientTask, TaskContext, run_task
+
 __all__ = ["GradientWorker", "Result"]
 
-# (round, worker, value or None when superseded, compute seconds, pid)
-Result = tuple[int, int, Any, float, int]
+# (round, worker, kind, value or None when superseded, pid)
+Result = tuple[int, int, str, Any, int]
+
+
+class _SupersededContext:
+    """Context of a task that does not stream: cancelled once a newer round arrived."""
+
+    def __init__(self, actor: GradientWorker, round: int, delay: float) -> None:
+        self.actor, self.round, self.delay = actor, round, delay
+        self.worker = actor.worker
+
+    def cancelled(self) -> bool:
+        return self.round < self.actor.latest_round
+
+
+class _ActorContext(TaskContext):
+    """Context of a streaming task running in a thread of the actor: control messages
+    come through ``inbox`` (thread-safe), events go to ``out`` on the actor's loop."""
+
+    def __init__(self, worker: int, loop: Any) -> None:
+        super().__init__(worker)
+        self.loop = loop
+        self.inbox: queue.Queue = queue.Queue()
+        self.out: asyncio.Queue = asyncio.Queue()
+
+    def _send(self, kind: str, payload: Any) -> None:
+        self.loop.call_soon_threadsafe(self.out.put_nowait, (kind, payload))
+
+    def _pump(self, timeout: float | None) -> None:
+        try:
+            kind, round, payload = self.inbox.get(timeout=timeout) if timeout != 0 \
+                else self.inbox.get_nowait()
+        except queue.Empty:
+            return
+        self._file(kind, round, payload)
 
 
 class GradientWorker:
@@ -49,11 +89,12 @@ class GradientWorker:
         ...     def __init__(self, c): self.c = c
         ...     def gradient(self, params): return self.c * params
         >>> w = GradientWorker(0, [0, 1], [1.0, 2.0], [P(1.0), P(3.0)])
-        >>> asyncio.run(w.compute(0, np.ones(2), 0.0))[2]
+        >>> asyncio.run(w.compute(0, np.ones(2), 0.0))[3]
         array([7., 7.])
     """
 
-    def __init__(self, worker: int, columns: Any, coefficients: Any, parts: list[Any]) -> None:
+    def __init__(self, worker: int, columns: Any, coefficients: Any, parts: list[Any],
+                 task: Any = None) -> None:
         self.worker = int(worker)
         self.columns = np.asarray(columns, dtype=np.int64)
         self.coefficients = np.asarray(coefficients)
@@ -70,10 +111,12 @@ class GradientWorker:
             for i, part in zip(refs, loaded):
                 parts[i] = part
         self.parts = parts
+        self.task = CodedGradientTask() if task is None else task
+        self.runner = self.task.bind(self.worker, list(zip(self.columns.tolist(),
+                                                           self.coefficients.tolist(), parts)))
         self.latest_round = -1
         self.started = time.time()
-        self._nested: dict[str, Any] | None = None   # the nested round in progress
-        self._nested_stopped = -1                    # latest round that got a STOP
+        self._ctx: _ActorContext | None = None       # the streaming round in progress
 
     async def ready(self, dim: int | None = None) -> tuple[int, int, str]:
         """(worker, pid, node id or "") once the partitions are loaded.
@@ -96,16 +139,13 @@ class GradientWorker:
         return self.worker, os.getpid(), node
 
     def _gradient(self, params: np.ndarray) -> Any:
-        value: Any = None
-        for coef, part in zip(self.coefficients, self.parts):
-            term = coef * np.asarray(part.gradient(params))
-            value = term if value is None else value + term
-        if value is None:                               # a worker holding nothing
-            value = np.zeros(np.shape(params), dtype=np.result_type(self.coefficients, params))
-        return value
+        """Warm-up: every held partition's gradient once (the value is discarded)."""
+        for part in self.parts:
+            gradient_at(part, params, 0)
 
     async def compute(self, round: int, params: np.ndarray, delay: float) -> Result:
-        """Return f_i tagged with ``round``, no sooner than ``delay`` seconds after the call.
+        """Run a task that does not stream; return its result tagged with ``round``, no
+        sooner than ``delay`` seconds after the call.
 
         As in the local backend, the worker computes first and then sleeps for what is
         left of ``delay`` (the injected straggler delay); the sleep is an
@@ -117,80 +157,65 @@ class GradientWorker:
         received = time.monotonic()
         self.latest_round = max(self.latest_round, round)
         if round < self.latest_round:
-            return round, self.worker, None, 0.0, os.getpid()
-        value = self._gradient(params)
-        compute_s = time.monotonic() - received
-        remaining = delay - compute_s
+            return round, self.worker, "result", None, os.getpid()
+        ctx = _SupersededContext(self, round, delay)
+        value = self.runner(params, ctx)
+        remaining = delay - (time.monotonic() - received)
         if math.isinf(remaining):
             while self.latest_round == round:
                 await asyncio.sleep(0.05)
         elif remaining > 0:
             await asyncio.sleep(remaining)
         if round < self.latest_round:
-            return round, self.worker, None, compute_s, os.getpid()
-        return round, self.worker, value, compute_s, os.getpid()
+            value = None
+        return round, self.worker, "result", value, os.getpid()
 
-    # ------------------------------------------------------------ nested codes
-    async def nested_round(self, round: int, params: np.ndarray, delay: float,
-                           accumulator: Any) -> Any:
-        """Worker side of the nested protocol (:mod:`gradcode.protocols.nested_scheme`); a Ray
-        streaming generator (call it with ``num_returns="streaming"``).
+    async def run(self, round: int, params: np.ndarray, delay: float) -> Any:
+        """Run a task that streams (a Ray streaming generator, ``num_returns="streaming"``).
 
-        Computes the partitions of ``accumulator.order`` (an empty
-        :class:`~gradcode.protocols.nested.WorkerAccumulator` of this worker) one by one;
-        after partition m it waits until m * delay / (number of tasks) has passed since
-        the call and yields the beacon ``(round, worker, m, pid)``. A STOP
-        (:meth:`nested_stop` of this round) or a newer round ends it at once; the
-        accumulator stays for :meth:`nested_stop` to read.
+        The task runs in a thread with a :class:`~gradcode.backends.tasks.TaskContext`
+        fed by :meth:`message` and :meth:`cancel`; each event it emits is yielded as
+        ``(round, worker, kind, payload, pid)``, then its result (kind ``"result"``) or
+        its error (kind ``"error"``). A newer round cancels this one.
         """
         round = int(round)
         self.latest_round = max(self.latest_round, round)
-        if round < self.latest_round or round <= self._nested_stopped:
-            return                                      # superseded or already stopped
-        if self._nested is not None:
-            self._nested["event"].set()                 # supersede the previous round
-        by_column = {int(j): part for j, part in zip(self.columns, self.parts)}
-        missing = [int(j) for j in accumulator.order if int(j) not in by_column]
-        if missing:
-            raise ValueError(f"nested_round: worker {self.worker} lacks partitions {missing} "
-                             f"of its order (the top level's row must cover the order)")
-        acc = copy.copy(accumulator)
-        event = asyncio.Event()
-        self._nested = {"round": round, "acc": acc, "event": event}
-        parts = [by_column[int(j)] for j in acc.order]
-        unit = float(delay) / len(parts)
-        start = time.monotonic()
-        for m, part in enumerate(parts, 1):
-            if event.is_set():
-                return
-            acc.add(np.asarray(part.gradient(params), dtype=np.float64))
-            left = start + m * unit - time.monotonic()
-            try:
-                await asyncio.wait_for(event.wait(),
-                                       None if math.isinf(left) else max(0.0, left))
-                return                                  # STOP (or newer round) in task m
-            except TimeoutError:
-                pass
-            yield round, self.worker, m, os.getpid()
+        if round < self.latest_round:
+            return
+        if self._ctx is not None:
+            self._ctx.inbox.put(("supersede", round, None))
+        loop = asyncio.get_running_loop()
+        ctx = _ActorContext(self.worker, loop)
+        ctx.begin(round, delay)
+        self._ctx = ctx
+        done = loop.run_in_executor(None, self._serve, params, ctx)
+        pid = os.getpid()
+        while True:
+            item = await ctx.out.get()
+            if item is None:
+                break
+            yield round, self.worker, item[0], item[1], pid
+        await done
 
-    async def nested_stop(self, round: int, level: int) -> Result:
-        """STOP(round, level): end this worker's nested round; return its level vector.
+    def _serve(self, params: np.ndarray, ctx: _ActorContext) -> None:
+        try:
+            value = run_task(self.runner, params, ctx)
+            if value is not None:
+                ctx.emit("result", np.asarray(value))
+        except Exception as err:  # noqa: BLE001 - reported to the master as an event
+            ctx.emit("error", f"{type(err).__name__}: {err}")
+        finally:
+            ctx.loop.call_soon_threadsafe(ctx.out.put_nowait, None)
 
-        ``level < 0`` asks for nothing (the value is None). The value is also None when
-        the round is not this worker's current one or it has fewer than level + 1 tasks
-        done (the master only asks for levels reported done). Returns
-        ``(round, worker, (level, vector) or None, 0.0, pid)``.
-        """
-        round, level = int(round), int(level)
-        self._nested_stopped = max(self._nested_stopped, round)
-        state = self._nested
-        if state is None or state["round"] != round:
-            return round, self.worker, None, 0.0, os.getpid()
-        state["event"].set()
-        acc = state["acc"]
-        if level < 0 or acc.done < level + 1:
-            return round, self.worker, None, 0.0, os.getpid()
-        return round, self.worker, (level, acc.vector(level)), 0.0, os.getpid()
+    async def message(self, round: int, payload: Any) -> None:
+        """A protocol message for the running task of ``round``."""
+        if self._ctx is not None:
+            self._ctx.inbox.put(("msg", int(round), payload))
+
+    async def cancel(self, round: int) -> None:
+        """End the running task of ``round`` (and its injected delay)."""
+        if self._ctx is not None:
+            self._ctx.inbox.put(("cancel", int(round), None))
 
     async def pid(self) -> int:
         """The actor's process id (tests use it to check clean-up)."""

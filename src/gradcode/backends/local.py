@@ -7,6 +7,10 @@
   a full pipe can never deadlock the master), then waits on all pipes and all process
   sentinels with ``multiprocessing.connection.wait`` and the round's deadline.
 * Every message carries its round number; results of older rounds are dropped.
+* The worker task is a plug-in (:class:`gradcode.backends.base.WorkerTask`, default the
+  coded gradient); it may emit events and answer the master's messages (``send``).
+* ``round_timeout`` (default :data:`gradcode.backends.base.DEFAULT_ROUND_TIMEOUT`, 300 s)
+  bounds every round, so a worker that hangs while alive cannot stall training.
 * Injected delays are slept by the worker after computing, polling its pipe, so a
   cancel or the next round ends them at once (no backlog).
 * A worker whose sentinel fires (killed, crashed) is a permanent straggler. A result that
@@ -27,7 +31,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
@@ -37,12 +41,13 @@ from ..core.validate import check_real
 from ..models.stragglers import as_delay_model
 from . import _worker
 from .base import (
-    Arrival,
-    BackendState,
+    DEFAULT_ROUND_TIMEOUT,
+    Event,
+    HostBase,
     RoundInfo,
     WorkersLostError,
     bad_result,
-    round_deadline,
+    check_round_timeout,
     round_delays,
 )
 
@@ -111,7 +116,7 @@ def _shutdown(procs: list, conns: list, senders: list, grace: float) -> None:
             pass
 
 
-class LocalBackend(BackendState):
+class LocalBackend(HostBase):
     """One process per worker on this machine (see module docstring).
 
     Args:
@@ -119,10 +124,9 @@ class LocalBackend(BackendState):
         time_scale: multiply every injected delay (e.g. 0.01 to run a model in seconds
             as milliseconds).
         startup_timeout: seconds to wait for all workers to load their data.
-        round_timeout: a safety limit (seconds) for rounds whose policy has no deadline;
-            when it passes the round ends with whoever answered (None: no limit).
-        task_factory: ``(worker, parts) -> task`` run in the worker (default: the coded
-            gradient); must be picklable (module-level).
+        round_timeout: the longest a round may last (seconds; None: no limit); when it
+            passes the round ends with whoever answered. Default 300 s (see
+            :data:`gradcode.backends.base.DEFAULT_ROUND_TIMEOUT`).
         grace: seconds ``close()`` waits for workers to exit before terminating them.
 
     Attributes:
@@ -134,8 +138,9 @@ class LocalBackend(BackendState):
     clock = "wall"
 
     def __init__(self, *, start_method: str | None = None, time_scale: float = 1.0,
-                 startup_timeout: float = 120.0, round_timeout: float | None = None,
-                 task_factory: Callable | None = None, grace: float = 2.0) -> None:
+                 startup_timeout: float = 120.0,
+                 round_timeout: float | None = DEFAULT_ROUND_TIMEOUT,
+                 grace: float = 2.0) -> None:
         methods = mp.get_all_start_methods()
         if start_method is None:
             start_method = "forkserver" if "forkserver" in methods else "spawn"
@@ -146,44 +151,59 @@ class LocalBackend(BackendState):
         self.time_scale = check_real("LocalBackend", "time_scale", time_scale, low=0.0)
         self.startup_timeout = check_real("LocalBackend", "startup_timeout", startup_timeout,
                                           low=0.0, low_open=True)
-        self.round_timeout = None if round_timeout is None else check_real(
-            "LocalBackend", "round_timeout", round_timeout, low=0.0, low_open=True)
-        self.task_factory = task_factory
+        self.round_timeout = check_round_timeout("LocalBackend", round_timeout)
         self.grace = float(grace)
         self._procs: list = []
         self._conns: list = []
         self._senders: list = []
         self._alive = np.zeros(0, dtype=bool)
         self._busy = np.zeros(0, dtype=bool)
+        self._pending: set[int] = set()
         self._info = RoundInfo()
         self._round = -1
+        self._t0 = 0.0
         self._finalizer: Any = None
         self.pids: list[int] = []
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, problem: Any, code: Any, *, delays: Any = None) -> None:
-        """Start n worker processes, each holding the partitions its row of B needs.
+    def start(self, problem: Any, code: Any, *, delays: Any = None, task: Any = None) -> None:
+        """Start n worker processes, each holding the partitions its row of B needs and
+        running ``task`` (default: the coded gradient).
 
         Raises:
+            ValueError: a complex code (not supported by the local workers).
             WorkersLostError: a worker died or did not report ready within
                 ``startup_timeout`` (all workers are then shut down).
         """
         if self._procs:
             self.close()
+        if np.iscomplexobj(code.B.data):
+            raise ValueError(f"LocalBackend: complex codes ({code.name}) are not supported on "
+                             f"the local backend; use the simulated backend")
         self._code = code
         self._model = as_delay_model(delays)
         self._model.validate(code.n)
         self._load = code.row_support.astype(np.float64)
         self._dim = int(problem.dim)
+        procs, conns = self._spawn(problem, code, task)
+        self._procs, self._conns = procs, conns
+        self._senders = [None] * code.n
+        self._finalizer = weakref.finalize(self, _shutdown, procs, conns, self._senders,
+                                           self.grace)
+        self._alive = np.ones(code.n, dtype=bool)
+        self._busy = np.zeros(code.n, dtype=bool)
+        self.pids = [p.pid for p in procs]
+        self._await_ready()
+
+    def _spawn(self, problem: Any, code: Any, task: Any) -> tuple[list, list]:
+        """One process per row of B, given its (partition, coefficient, Part) triples."""
         ctx = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
             ctx.set_forkserver_preload(["numpy", "scipy.sparse", "gradcode.backends._worker"])
         B = code.B
-        if np.iscomplexobj(B.data):
-            raise ValueError(f"LocalBackend: complex codes ({code.name}) are not supported on "
-                             f"the local backend; use the simulated backend")
         parts_cache: dict[int, Any] = {}
-        procs, conns = [], []
+        procs: list = []
+        conns: list = []
         try:
             for i in range(code.n):
                 cols = B.indices[B.indptr[i]:B.indptr[i + 1]]
@@ -195,7 +215,7 @@ class LocalBackend(BackendState):
                     parts.append((j, float(c), parts_cache[j]))
                 parent, child = ctx.Pipe(duplex=True)
                 p = ctx.Process(target=_worker.worker_main, name=f"gradcode-worker-{i}",
-                                args=(child, i, parts, self.task_factory), daemon=True)
+                                args=(child, i, parts, task), daemon=True)
                 p.start()
                 child.close()
                 procs.append(p)
@@ -203,14 +223,7 @@ class LocalBackend(BackendState):
         except BaseException:
             _shutdown(procs, conns, [], 0.5)
             raise
-        self._procs, self._conns = procs, conns
-        self._senders = [None] * code.n
-        self._finalizer = weakref.finalize(self, _shutdown, procs, conns, self._senders,
-                                           self.grace)
-        self._alive = np.ones(code.n, dtype=bool)
-        self._busy = np.zeros(code.n, dtype=bool)
-        self.pids = [p.pid for p in procs]
-        self._await_ready()
+        return procs, conns
 
     def _await_ready(self) -> None:
         pending = set(range(len(self._procs)))
@@ -249,6 +262,7 @@ class LocalBackend(BackendState):
             self._finalizer = None
         self._procs, self._conns, self._senders = [], [], []
         self._alive = np.zeros(0, dtype=bool)
+        self._pending = set()
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -261,7 +275,7 @@ class LocalBackend(BackendState):
         """The worker ``multiprocessing.Process`` objects (for tests and monitoring)."""
         return list(self._procs)
 
-    # ------------------------------------------------------------------ rounds
+    # ------------------------------------------------------------------ messages
     def _send(self, i: int, items: list[tuple[str, Any]], size: int) -> None:
         if size <= _INLINE_LIMIT and (self._senders[i] is None):
             try:
@@ -285,31 +299,45 @@ class LocalBackend(BackendState):
             self._busy[i] = False
             self._info.dead.append(i)
 
-    def run_round(self, round: int, params: np.ndarray,
-                  policy_state: Any) -> Iterator[Arrival]:
+    # ------------------------------------------------------------------ a round
+    def broadcast(self, round: int, params: np.ndarray) -> np.ndarray:
+        """Send (round, delay_i, params) to every live worker with a finite delay.
+
+        Raises:
+            RuntimeError: before ``start``. ValueError: params of the wrong shape.
+        """
         if not self._procs:
-            raise RuntimeError("LocalBackend: start() must be called before run_round()")
+            raise RuntimeError("LocalBackend: start() must be called before broadcast()")
         n = self._code.n
-        info = RoundInfo()
-        self._info = info
-        self._round = int(round)
-        delays = round_delays(self._model, round, self._load, n, self.time_scale)
-        deadline = round_deadline(policy_state, self.round_timeout)
         body = np.asarray(params, dtype=np.float64)
         if body.shape != (self._dim,):
             raise ValueError(f"LocalBackend: params must have shape ({self._dim},), got "
                              f"{body.shape}")
-        raw = body.tobytes()
-        t0 = time.perf_counter()
-        # a worker that died between rounds is caught by its sentinel (or a broken pipe);
+        delays = round_delays(self._model, round, self._load, n, self.time_scale)
+        self._round = int(round)
         # a worker whose delay is infinite has failed this round: it is not asked, so a
         # policy without a deadline can never wait on it
-        asked = np.flatnonzero(self._alive & np.isfinite(delays)).tolist()
-        for i in asked:
+        asked = np.flatnonzero(self._alive & np.isfinite(delays))
+        self._info = RoundInfo(asked=asked)
+        raw = body.tobytes()
+        self._t0 = time.perf_counter()
+        for i in asked.tolist():
             msg = _worker.pack_round(self._round, float(delays[i]), raw)
             self._send(i, [("bytes", msg)], len(msg))
             self._busy[i] = True
-        pending = set(asked)
+        self._pending = set(asked.tolist())
+        return asked
+
+    def send(self, worker: int, message: Any) -> None:
+        """A protocol message to one worker of the current round."""
+        if self._alive[worker]:
+            self._send(int(worker), [("obj", ("msg", self._round, message))], 0)
+
+    def events(self, deadline: float | None = None) -> Iterator[Event]:
+        """The round's events (see :mod:`gradcode.backends.base`): waits on every pending
+        worker's pipe and process sentinel, up to ``deadline`` seconds after the
+        broadcast."""
+        info, t0, pending = self._info, self._t0, self._pending
         by_obj: dict[Any, int] = {}
         for i in pending:
             by_obj[self._conns[i]] = i
@@ -324,110 +352,73 @@ class LocalBackend(BackendState):
                 i = by_obj.get(obj)
                 if i is None or i not in pending:
                     continue
-                conn = self._conns[i]
-                if obj is not conn:                          # sentinel: process ended
-                    # a result it sent before dying still counts (the sentinel may be
-                    # reported before the pipe in the same wait)
-                    last = self._drain(i, info, t0)
-                    self._forget(i, pending, by_obj)
-                    self._mark_dead(i)
-                    if last is not None:
-                        info.end_time = last.time
-                        yield last
-                    if self._tell(policy_state, i, None, t0, "dead", info):
-                        return
+                if obj is not self._conns[i]:               # sentinel: the process ended
+                    yield from self._worker_died(i, pending, by_obj)
                     continue
                 try:
-                    msg = conn.recv()
+                    msg = self._conns[i].recv()
                 except (EOFError, OSError):
-                    self._forget(i, pending, by_obj)
-                    self._mark_dead(i)
-                    if self._tell(policy_state, i, None, t0, "dead", info):
-                        return
+                    yield from self._worker_died(i, pending, by_obj)
                     continue
-                arrival = self._accept(i, msg, info, t0)
-                if arrival is None:
-                    if msg[0] in ("result", "error") and msg[1] == self._round:
-                        self._forget(i, pending, by_obj)    # dropped: straggler this round
-                        if self._tell(policy_state, i, info.dropped[-1][1], t0, "dropped",
-                                      info):
-                            return
+                event = self._accept(i, msg)
+                if event is None:
                     continue
-                if arrival.kind == "result":
+                if event.kind in ("result", "dropped"):
                     self._forget(i, pending, by_obj)
                     self._busy[i] = False
-                    info.end_time = arrival.time
-                    yield arrival
-                else:
-                    handler = getattr(policy_state, "on_message", None)
-                    if handler is not None and handler(arrival):
-                        info.end_time = arrival.time     # the state's protocol is done
-                        return
+                info.end_time = event.time
+                yield event
         if pending and end is not None:
             info.end_time = float(deadline)
+            yield Event(-1, float(deadline), float(deadline), self._round, "timer")
 
-    def _tell(self, policy_state: Any, i: int, value: Any, t0: float, kind: str,
-              info: RoundInfo) -> bool:
-        """Hook for custom protocols (nested codes, :mod:`gradcode.protocols.nested_scheme`): tell
-        ``policy_state.on_message`` that worker i died (``"dead"``) or that its result was
-        dropped (``"dropped"``, value = the reason). True from the handler ends the round
-        stream (as for any other message kind)."""
-        handler = getattr(policy_state, "on_message", None)
-        if handler is None:
-            return False
-        now = time.perf_counter() - t0
-        if handler(Arrival(i, value, now, self._round, kind)):
-            info.end_time = now
-            return True
-        return False
+    def _worker_died(self, i: int, pending: set, by_obj: dict) -> Iterator[Event]:
+        """Events a dead worker sent before dying (the sentinel may be reported before
+        the pipe in the same wait), then its ``"dead"`` event."""
+        try:
+            while self._conns[i].poll(0):
+                event = self._accept(i, self._conns[i].recv())
+                if event is not None:
+                    yield event
+        except (EOFError, OSError):
+            pass
+        self._forget(i, pending, by_obj)
+        self._mark_dead(i)
+        yield Event(i, None, time.perf_counter() - self._t0, self._round, "dead")
 
     def _forget(self, i: int, pending: set, by_obj: dict) -> None:
         pending.discard(i)
         by_obj.pop(self._conns[i], None)
         by_obj.pop(self._procs[i].sentinel, None)
 
-    def _drain(self, i: int, info: RoundInfo, t0: float) -> Arrival | None:
-        """Read whatever a dead worker managed to send; return its valid result of this
-        round, if any (other messages are discarded, stale ones counted as late)."""
-        found = None
-        try:
-            while self._conns[i].poll(0):
-                msg = self._conns[i].recv()
-                arrival = self._accept(i, msg, info, t0)
-                if arrival is not None and arrival.kind == "result":
-                    found = arrival
-        except (EOFError, OSError):
-            pass
-        return found
-
-    def _accept(self, i: int, msg: tuple, info: RoundInfo, t0: float) -> Arrival | None:
+    def _accept(self, i: int, msg: tuple) -> Event | None:
+        """The event of one worker message; None for a message of an older round."""
         kind, rnd = msg[0], msg[1]
+        info = self._info
         if rnd != self._round:
             info.late += 1
             return None
+        now = time.perf_counter() - self._t0
+        reason = None
         if kind == "error":
-            info.dropped.append((i, "worker error: " + str(msg[3]).strip().splitlines()[-1]))
-            self._busy[i] = False
-            return None
-        now = time.perf_counter() - t0
-        if kind == "result":
+            reason = "worker error: " + str(msg[3]).strip().splitlines()[-1]
+        elif kind == "result":
             reason = bad_result(msg[3], self._dim)
-            if reason is not None:
-                info.dropped.append((i, reason))
-                self._busy[i] = False
-                return None
-        return Arrival(i, msg[3], now, rnd, kind)
+        if reason is not None:
+            info.dropped.append((i, reason))
+            return Event(i, reason, now, rnd, "dropped")
+        return Event(i, msg[3], now, rnd, kind)
 
-    def stop_round(self, message: Any = None) -> int:
-        """Tell workers still busy with this round to abandon it (ends injected sleeps).
-
-        With a ``message`` (a protocol message such as the nested codes' STOP(level),
-        :mod:`gradcode.protocols.nested_scheme`) the workers stay busy: the round goes on, and a
-        final ``stop_round()`` cancels it. Returns the number of workers messaged.
-        """
+    def cancel(self) -> None:
+        """Tell the workers still busy with this round to abandon it (ends injected
+        sleeps and streaming tasks); idempotent."""
         busy = np.flatnonzero(self._busy & self._alive).tolist()
         for i in busy:
-            self._send(i, [("obj", ("cancel", self._round, message))], 0)
-        if message is None:
-            self._busy[:] = False
-        return len(busy)
+            self._send(i, [("obj", ("cancel", self._round))], 0)
+        self._busy[:] = False
+        self._pending.clear()
+
+    def reassign(self, problem: Any, code: Any, task: Any = None) -> None:
+        """Hold another code's partitions: new worker processes (same delays)."""
+        self.close()
+        self.start(problem, code, delays=self._model, task=task)

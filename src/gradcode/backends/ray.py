@@ -41,15 +41,18 @@ import numpy as np
 
 from ..core.validate import check_int, check_real
 from ..models.stragglers import as_delay_model
+from ._ray_actor import GradientWorker
 from .base import (
-    Arrival,
-    BackendState,
+    DEFAULT_ROUND_TIMEOUT,
+    Event,
+    HostBase,
     RoundInfo,
     WorkersLostError,
     bad_result,
-    round_deadline,
+    check_round_timeout,
     round_delays,
 )
+from .tasks import CodedGradientTask
 
 __all__ = ["RayBackend", "connect", "parse_address", "probe"]
 
@@ -237,7 +240,7 @@ def connect(address: str = "local", *, num_cpus: int | None = None,
 
 
 # ---------------------------------------------------------------------------- backend
-class RayBackend(BackendState):
+class RayBackend(HostBase):
     """Run the workers of a code as Ray actors on a cluster (or one machine).
 
     Args:
@@ -255,8 +258,10 @@ class RayBackend(BackendState):
             nodes, so n workers always fit.
         time_scale: multiply every injected delay (e.g. 0.01 to run a model in seconds
             as milliseconds), as in the local backend.
-        round_timeout: a safety limit (seconds) for rounds whose policy has no deadline;
-            when it passes the round ends with whoever answered (None: no limit).
+        round_timeout: the longest a round may last (seconds; None: no limit); when it
+            passes the round ends with whoever answered. Default 300 s (see
+            :data:`gradcode.backends.base.DEFAULT_ROUND_TIMEOUT`): an actor that hangs
+            while alive is never reported dead by Ray.
         start_timeout: seconds to wait for all actors to load their partitions.
         probe_timeout: seconds allowed to reach a remote cluster (<= 30).
         object_store_memory: bytes of the local cluster's object store (local only).
@@ -278,7 +283,7 @@ class RayBackend(BackendState):
     def __init__(self, address: str = "local", *, num_cpus: int | None = None,
                  placement: str = "spread", max_restarts: int = 0,
                  worker_cpus: float | None = None, time_scale: float = 1.0,
-                 round_timeout: float | None = None, start_timeout: float = 120.0,
+                 round_timeout: float | None = DEFAULT_ROUND_TIMEOUT, start_timeout: float = 120.0,
                  probe_timeout: float = 10.0, object_store_memory: int | None = None,
                  quiet: bool = True, init_options: dict[str, Any] | None = None) -> None:
         parse_address(address)
@@ -295,8 +300,7 @@ class RayBackend(BackendState):
             worker_cpus = _check_real("worker_cpus", worker_cpus, low=0.0)
         self.address = address
         self.time_scale = _check_real("time_scale", time_scale, low=0.0)
-        self.round_timeout = None if round_timeout is None else _check_real(
-            "round_timeout", round_timeout, low=0.0, low_open=True)
+        self.round_timeout = check_round_timeout("ray backend", round_timeout)
         self.num_cpus = num_cpus
         self.placement = placement
         self.worker_cpus = worker_cpus
@@ -317,11 +321,9 @@ class RayBackend(BackendState):
         self._actors: list[Any] = []
         self._part_refs: dict[int, Any] = {}
         self._pending: dict[Any, int] = {}
-        self._nested_workers: set[int] = set()   # nested round: workers running it
-        self._nested_stopped: set[int] = set()   # ... that got a STOP this round
-        self._nested_asked: set[tuple[int, int]] = set()   # (worker, level) vectors asked
-        self._vector_refs: dict[Any, int] = {}  # nested_stop answers awaited -> worker
-        self._round: int | None = None
+        self._task: Any = CodedGradientTask()
+        self._t0 = 0.0
+        self._round = -1
         self._info = RoundInfo()
         self._alive = np.zeros(0, dtype=bool)
         self._model: Any = None
@@ -342,7 +344,7 @@ class RayBackend(BackendState):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self, problem: Any, code: Any, *, delays: Any = None) -> None:
+    def start(self, problem: Any, code: Any, *, delays: Any = None, task: Any = None) -> None:
         """Connect to Ray and start one actor per worker, holding its partitions.
 
         Each partition is put in the object store once; an actor receives references to
@@ -351,6 +353,8 @@ class RayBackend(BackendState):
         Args:
             problem: a :mod:`gradcode.problems` problem (its parts must be picklable).
             code: the :class:`gradcode.Code`; worker i holds the support of row i of B.
+            task: the :class:`~gradcode.backends.base.WorkerTask` the actors run
+                (default: the coded gradient).
             delays: a :mod:`gradcode.stragglers` delay model: worker i answers no sooner
                 than ``delays.sample(round, load)[i]`` seconds after the round starts
                 (the wait is cancellable); ``inf`` means it fails that round.
@@ -370,6 +374,7 @@ class RayBackend(BackendState):
         if self._actors:
             self._kill_actors(ray)
         self._model = model
+        self._task = CodedGradientTask() if task is None else task
         self._owns_ray = self._owns_ray | connect(self.address, num_cpus=self.num_cpus,
                                  object_store_memory=self.object_store_memory,
                                  probe_timeout=self.probe_timeout, quiet=self.quiet,
@@ -380,15 +385,8 @@ class RayBackend(BackendState):
             self.close()
             raise
 
-    def _start_actors(self, ray: Any, problem: Any, code: Any) -> None:
-        from ._ray_actor import GradientWorker
-
-        B = code.B
-        n = int(B.shape[0])
-        self.code = code
-        self.load = np.diff(B.indptr).astype(np.float64)
-        held = np.unique(B.indices)
-        self._part_refs = {int(j): ray.put(problem.part(int(j))) for j in held}
+    def _placement(self, ray: Any, n: int) -> tuple[list, float, dict]:
+        """Node of each worker (None: Ray chooses), CPUs per actor, CPUs per node."""
         nodes = _cpu_nodes(ray)                        # [(node id, CPUs)], sorted
         if not nodes:
             raise RuntimeError("ray backend: the Ray cluster has no alive node with CPUs")
@@ -407,6 +405,16 @@ class RayBackend(BackendState):
             cpus = round(max(math.floor(min(1.0, per) / _CPU_GRANULARITY), 1)
                          * _CPU_GRANULARITY, 4)
         self._cpus_per_worker = cpus
+        return assign, cpus, node_cpus
+
+    def _start_actors(self, ray: Any, problem: Any, code: Any) -> None:
+        B = code.B
+        n = int(B.shape[0])
+        self.code = code
+        self.load = np.diff(B.indptr).astype(np.float64)
+        held = np.unique(B.indices)
+        self._part_refs = {int(j): ray.put(problem.part(int(j))) for j in held}
+        assign, cpus, node_cpus = self._placement(ray, n)
         remote_cls = ray.remote(GradientWorker)
         actors = []
         for i in range(n):
@@ -420,7 +428,8 @@ class RayBackend(BackendState):
                 opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(assign[i],
                                                                              soft=True)
             actors.append(remote_cls.options(**opts).remote(
-                i, cols, B.data[lo:hi].copy(), [self._part_refs[int(j)] for j in cols]))
+                i, cols, B.data[lo:hi].copy(), [self._part_refs[int(j)] for j in cols],
+                self._task))
         self._actors = actors
         refs = [a.ready.remote(int(problem.dim)) for a in actors]   # and warm up
         try:
@@ -442,12 +451,13 @@ class RayBackend(BackendState):
         self._dim = int(problem.dim)
         self._alive = np.ones(n, dtype=bool)
 
-    def reassign(self, problem: Any, code: Any) -> None:
+    def reassign(self, problem: Any, code: Any, task: Any = None) -> None:
         """Switch to another code (adaptive schemes): new actors, same Ray connection."""
         ray = _import_ray()
         if self._model is None:
             raise RuntimeError("ray backend: reassign() before start()")
         self._model.validate(code.n)
+        self._task = CodedGradientTask() if task is None else task
         self._kill_actors(ray)
         try:
             self._start_actors(ray, problem, code)
@@ -465,108 +475,110 @@ class RayBackend(BackendState):
         self.lost, self.restarts, self._died = {}, {}, {}
         self._alive = np.zeros(0, dtype=bool)
 
-    # ---------------------------------------------------------------- protocol
-    def _begin_round(self, where: str, round: Any, params: np.ndarray,
-                     policy_state: Any) -> tuple:
-        """Shared start of a round: cancel the previous one, draw the delays, check the
-        parameters and broadcast them with the round's one ``ray.put``.
+    # ---------------------------------------------------------------- a round
+    def broadcast(self, round: int, params: np.ndarray) -> np.ndarray:
+        """Start round t: cancel the previous one, put ``params`` in the object store
+        once and call every live worker with a finite delay (``compute``, or the
+        streaming ``run`` for a task that streams); returns the asked workers.
 
-        Returns (ray, round, params, delays, deadline, info, params_ref, t0)."""
+        Raises:
+            RuntimeError: before ``start``. ValueError: params of the wrong shape.
+        """
         ray = _import_ray()
         if not self._actors:
-            raise RuntimeError(f"ray backend: {where}() before start()")
-        self.stop_round()
+            raise RuntimeError("ray backend: broadcast() before start()")
+        self.cancel()
         round = int(round)
         delays = round_delays(self._model, round, self.load, self.code.n, self.time_scale)
-        deadline = round_deadline(policy_state, self.round_timeout)
-        info = RoundInfo()
-        self._info = info
-        self._round = round
         # no defensive copy: ray.put below serialises a snapshot of params at once
         params = np.ascontiguousarray(params, dtype=np.float64)
         if params.shape != (self._dim,):
             raise ValueError(f"ray backend: params must have shape ({self._dim},), got "
                              f"{params.shape}")
-        t0 = time.monotonic()                         # the round starts with the broadcast
-        params_ref = ray.put(params)                  # the one broadcast of this round
+        asked = np.flatnonzero(self._alive & np.isfinite(delays))
+        self._info = RoundInfo(asked=asked)
+        self._round = round
+        self._t0 = time.monotonic()                   # the round starts with the broadcast
+        ref = ray.put(params)                         # the one broadcast of this round
         self.bytes_broadcast += params.nbytes
-        return ray, round, params, delays, deadline, info, params_ref, t0
+        streams = bool(self._task.streams)
+        for i in asked.tolist():
+            actor = self._actors[i]
+            call = actor.run.options(num_returns="streaming") if streams else actor.compute
+            self._pending[call.remote(round, ref, float(delays[i]))] = i
+        return asked
 
-    def run_round(self, round: int, params: np.ndarray,
-                  policy_state: Any) -> Iterator[Arrival]:
-        """Broadcast ``params`` once, stream the workers' answers in arrival order.
+    def send(self, worker: int, message: Any) -> None:
+        """A protocol message to one worker's running task (its ``message`` method)."""
+        if self._alive[worker]:
+            self._actors[worker].message.remote(self._round, message)
 
-        Ends by itself when no live worker is pending or at ``policy_state.deadline``
-        seconds after the round start; the master calls :meth:`stop_round` after it.
-
-        Yields:
-            :class:`Arrival` (worker, f_i, seconds since the round start, round).
-
-        A worker whose delay is ``inf`` this round is not asked (it cannot answer); a
-        worker whose actor or node died is a straggler (``round_info.dead`` lists it when
-        it is dead for good).
-
-        Raises:
-            ValueError: ``params`` is not a vector of the problem's dimension.
-        """
-        ray, round, params, delays, deadline, info, params_ref, t0 = self._begin_round(
-            "run_round", round, params, policy_state)
-        pending: dict[Any, int] = {}
-        for i in np.flatnonzero(self._alive & np.isfinite(delays)):
-            ref = self._actors[i].compute.remote(round, params_ref, float(delays[i]))
-            pending[ref] = int(i)
-        self._pending = pending
-        shape = params.shape
-        last = 0.0
-        try:
-            while pending:
-                timeout = None
-                if deadline is not None:
-                    timeout = deadline - (time.monotonic() - t0)
-                    if timeout <= 0:
-                        break
-                # one ray.wait per arrival (as a bare loop does): when several answers
-                # are already done, the next call returns at once with the next one
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
-                if not ready:
-                    break                             # deadline passed
-                now = time.monotonic() - t0
-                ref = ready[0]
-                worker = pending.pop(ref)
-                value = self._collect(ray, ref, worker, round, shape, info)
-                if value is None:
+    def events(self, deadline: float | None = None) -> Iterator[Event]:
+        """The round's events in arrival order (see :mod:`gradcode.backends.base`), one
+        ``ray.wait`` per event, up to ``deadline`` seconds after the broadcast."""
+        ray = _import_ray()
+        pending, info, t0 = self._pending, self._info, self._t0
+        streams = bool(self._task.streams)
+        while pending:
+            timeout = None
+            if deadline is not None:
+                timeout = deadline - (time.monotonic() - t0)
+                if timeout <= 0:
+                    break
+            # one ray.wait per event (as a bare loop does): when several answers are
+            # already done, the next call returns at once with the next one
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
+            if not ready:
+                break                                 # deadline passed
+            obj = ready[0]
+            worker = pending[obj]
+            if streams:
+                try:
+                    ref = next(obj)
+                except StopIteration:                 # the task ended (cancel, or done)
+                    pending.pop(obj, None)
                     continue
-                last = now
-                info.end_time = now
-                yield Arrival(worker, value, now, round)
-            if deadline is not None and pending:
-                info.end_time = float(deadline)
             else:
-                info.end_time = last
-        finally:
-            del params_ref
+                ref = obj
+            event = self._event(ray, ref, worker, time.monotonic() - t0)
+            if event is None:
+                continue
+            if event.kind in ("result", "dropped", "dead"):
+                pending.pop(obj, None)
+            info.end_time = event.time
+            yield event
+        if deadline is not None and pending:
+            info.end_time = float(deadline)
+            yield Event(-1, float(deadline), float(deadline), self._round, "timer")
 
-    def _collect(self, ray: Any, ref: Any, worker: int, round: int,
-                 shape: tuple, info: RoundInfo) -> Any:
-        """ray.get one finished answer; failures make the worker a straggler (None)."""
+    def _event(self, ray: Any, ref: Any, worker: int, now: float) -> Event | None:
+        """The event of one finished answer ``(round, worker, kind, value, pid)``; None
+        for an answer of an older round."""
+        info, rnd = self._info, self._round
         got = self._fetch(ray, ref, worker, info)
         if got is None:
-            return None
-        rnd, w, value = got[:3]
-        if rnd != round or w != worker or value is None:
+            kind, value = self._failure(worker, info)
+            return Event(worker, value, now, rnd, kind)
+        got_round, kind, value = got[0], got[2], got[3]
+        if got_round != rnd or got[1] != worker or (kind == "result" and value is None):
             info.late += 1
             return None
-        value = np.asarray(value)
-        reason = bad_result(value, shape[0])
+        reason = None
+        if kind == "error":
+            reason = f"worker error: {value}"
+        elif kind == "result":
+            value = np.asarray(value)
+            reason = bad_result(value, self._dim)
+            if reason is None:
+                self.bytes_returned += value.nbytes
         if reason is not None:
             info.dropped.append((worker, reason))
-            return None
-        self.bytes_returned += value.nbytes
-        return value
+            return Event(worker, reason, now, rnd, "dropped")
+        return Event(worker, value, now, rnd, kind)
 
     def _fetch(self, ray: Any, ref: Any, worker: int, info: RoundInfo) -> Any:
-        """ray.get one finished actor answer ``(round, worker, value, ..., pid)``;
-        failures are recorded (lost, dead, dropped) and give None."""
+        """ray.get one finished actor answer; failures are recorded (lost, dead,
+        dropped) and give None."""
         exc = ray.exceptions
         try:
             got = ray.get(ref)
@@ -604,147 +616,28 @@ class RayBackend(BackendState):
             self._alive[worker] = False
             info.dead.append(worker)
 
-    # ---------------------------------------------------------------- nested codes
-    def run_nested_round(self, round: int, params: np.ndarray, accumulators: Any,
-                         policy_state: Any) -> None:
-        """One round of the nested-code protocol (:mod:`gradcode.protocols.nested_scheme`).
-
-        Every live worker with a finite delay runs ``nested_round`` (a Ray streaming
-        generator: one PROGRESS beacon per finished task, its delay spread evenly over
-        its tasks); ``accumulators[i]`` is worker i's empty
-        :class:`~gradcode.protocols.nested.WorkerAccumulator`. Each message is handed to
-        ``policy_state.on_message`` as an :class:`Arrival` of kind ``"progress"`` (value:
-        tasks done), ``"vector"`` (value: ``(level, vector)``, the answer to a STOP sent
-        with ``stop_round({worker: level})``), ``"dead"`` (the actor died for good) or
-        ``"dropped"`` (an error or a lost actor: a straggler this round). Returns when
-        the handler returns True, at ``policy_state.deadline`` (or ``round_timeout``), or
-        when no worker can send anything more; the master calls :meth:`stop_round` after.
-
-        Raises:
-            ValueError: ``params`` is not a vector of the problem's dimension.
-        """
-        handler = policy_state.on_message
-        ray, round, params, delays, deadline, info, params_ref, t0 = self._begin_round(
-            "run_nested_round", round, params, policy_state)
-        gens: dict[Any, int] = {}
-        for i in np.flatnonzero(self._alive & np.isfinite(delays)):
-            gen = self._actors[i].nested_round.options(num_returns="streaming").remote(
-                round, params_ref, float(delays[i]), accumulators[i])
-            gens[gen] = int(i)
-        self._pending = dict(gens)
-        self._nested_workers = set(gens.values())
-        self._nested_stopped, self._nested_asked, self._vector_refs = set(), set(), {}
-        info.end_time = 0.0
-        try:
-            while gens or self._vector_refs:
-                timeout = None
-                if deadline is not None:
-                    timeout = deadline - (time.monotonic() - t0)
-                    if timeout <= 0:
-                        break
-                ready, _ = ray.wait(list(gens) + list(self._vector_refs), num_returns=1,
-                                    timeout=timeout)
-                if not ready:
-                    break                             # deadline passed
-                obj = ready[0]
-                if obj in gens:
-                    worker = gens[obj]
-                    try:
-                        ref = next(obj)
-                    except StopIteration:             # finished (all tasks, or STOP)
-                        del gens[obj]
-                        continue
-                    got = self._fetch(ray, ref, worker, info)
-                    if got is not None and got[0] == round:
-                        kind, value = "progress", int(got[2])
-                    elif got is not None:
-                        info.late += 1
-                        continue
-                    else:
-                        del gens[obj]
-                        kind, value = self._failure(worker, info)
-                else:
-                    worker = self._vector_refs.pop(obj)
-                    got = self._fetch(ray, obj, worker, info)
-                    reason = None if got is None else self._vector_problem(got, round)
-                    if got is not None and reason is None:
-                        kind, value = "vector", got[2]
-                        self.bytes_returned += np.asarray(value[1]).nbytes
-                    else:
-                        if got is not None:
-                            info.dropped.append((worker, reason or "bad vector"))
-                        kind, value = self._failure(worker, info)
-                now = time.monotonic() - t0
-                if kind == "vector":
-                    info.end_time = now
-                if handler(Arrival(worker, value, now, round, kind)):
-                    info.end_time = now
-                    return
-            if deadline is not None and (gens or self._vector_refs):
-                info.end_time = float(deadline)
-        finally:
-            del params_ref
-
     def _failure(self, worker: int, info: RoundInfo) -> tuple[str, Any]:
-        """The message kind for a worker whose answer failed (see :meth:`_fetch`)."""
+        """The event kind for a worker whose answer failed (see :meth:`_fetch`)."""
         if not self._alive[worker]:
             return "dead", None
         if info.dropped and info.dropped[-1][0] == worker:
             return "dropped", info.dropped[-1][1]
         return "dropped", self.lost.get(worker, "no answer")
 
-    def _vector_problem(self, got: Any, round: int) -> str | None:
-        rnd, _, value = got[0], got[1], got[2]
-        if rnd != round or value is None:
-            return "nested vector missing (stale round or level not done)"
-        return bad_result(np.asarray(value[1]), self._dim)
-
-    def _nested_stop(self, levels: dict) -> int:
-        """Send STOP(level) of the current nested round to every worker running it."""
-        sent = 0
-        for w in sorted(self._nested_workers):
-            if not self._alive[w]:
-                continue
-            level = int(levels.get(w, -1))
-            if (w, level) in self._nested_asked:
-                level = -1                            # asked already: nothing new
-            ref = self._actors[w].nested_stop.remote(self._round, level)
-            self._nested_stopped.add(w)
-            sent += 1
-            if level >= 0:
-                self._nested_asked.add((w, level))
-                self._vector_refs[ref] = w
-        return sent
-
-    def stop_round(self, message: Any = None) -> int:
-        """Cancel what is left of the round (interrupts the workers' injected delays).
-
-        Args:
-            message: ``None``, or the nested codes' STOP: ``{worker: level}``
-                (:meth:`run_nested_round`), sent to every worker running the nested round
-                (the others get level -1, nothing asked); the round goes on until a
-                final ``stop_round()``.
-
-        Returns:
-            The number of workers messaged (STOP); 0 for a plain cancel.
-        """
-        if isinstance(message, dict):
-            return self._nested_stop(message)
+    def cancel(self) -> None:
+        """End what is left of the round: ``ray.cancel`` of the plain calls (interrupts
+        the injected delays), ``cancel`` of the streaming tasks; idempotent."""
         pending, self._pending = self._pending, {}
-        release = self._nested_workers - self._nested_stopped
-        self._nested_workers, self._nested_stopped = set(), set()
-        self._nested_asked, self._vector_refs = set(), {}
-        if not pending and not release:
-            return 0
+        if not pending:
+            return
         ray = _import_ray()
-        for w in sorted(release):                     # nested: end the generators' waits
-            if self._alive[w]:
-                with contextlib.suppress(Exception):
-                    self._actors[w].nested_stop.remote(self._round, -1)
-        for ref in pending:
+        streams = bool(self._task.streams)
+        for obj, worker in pending.items():
             with contextlib.suppress(Exception):   # already gone: nothing to do
-                ray.cancel(ref)
-        return 0
+                if streams:
+                    self._actors[worker].cancel.remote(self._round)
+                else:
+                    ray.cancel(obj)
 
     def close(self) -> None:
         """Kill the actors, free the partitions and, if this backend started Ray, stop it.

@@ -1,11 +1,17 @@
-"""The simulated backend: one process, a virtual clock, deterministic.
+"""The simulated host: one process, a virtual clock, deterministic.
 
-Round t: the delay model gives every worker its finish time d_i = model.sample(t, load)
-(``inf`` = no answer); arrivals are yielded in order of d_i (ties by worker index) up to
-the policy's deadline. All k partition gradients are computed once per round
-(``problem.partition_gradients``, vectorised for the linear problems) and every worker's
-message is f = B G, so 10,000 workers cost one sparse product per round; the exact full
-gradient comes for free (``round_info.true_gradient``).
+Round t: the delay model gives every worker its delay d_i = model.sample(t, load)
+(``inf``: the worker fails this round and is not asked). All k partition gradients are
+computed once per round (``problem.partition_gradients``, vectorised for the linear
+problems; ``round=t`` is passed when the method accepts it) and the worker task's
+:meth:`~gradcode.backends.base.WorkerTask.simulate` turns them and the delays into the
+round's events (for the coded gradient: each result at d_i, as a lazy row of F = B G
+that is never materialised, :class:`~gradcode.backends.base.CodedRows`). A message
+(``send``) is answered at the current virtual instant by the task's
+:meth:`~gradcode.backends.base.WorkerTask.answer`. So the round protocols run unchanged
+on simulated event times; per-round work is vectorised over the n workers except for the
+events the protocol actually consumes. The exact full gradient comes for free
+(``round_info.true_gradient``).
 
 Example:
     >>> import numpy as np, gradcode as gc
@@ -21,87 +27,145 @@ Example:
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from ..models.problems import partition_gradients_at
 from ..models.stragglers import as_delay_model
-from .base import Arrival, BackendState, RoundInfo, bad_result, round_deadline, round_delays
+from .base import Event, HostBase, RoundInfo, RowRef, bad_result, round_delays
+from .tasks import CodedGradientTask
 
 __all__ = ["SimulatedBackend"]
 
 
-class SimulatedBackend(BackendState):
-    """Virtual-clock backend (see module docstring).
+class SimulatedBackend(HostBase):
+    """Virtual-clock host (see module docstring).
 
     Attributes:
-        name: ``"simulated"``.
-        clock: ``"virtual"``.
+        name: ``"simulated"``. clock: ``"virtual"``. round_timeout: None (a virtual
+            round cannot hang: a worker that never answers is never pending).
     """
 
     name = "simulated"
     clock = "virtual"
+    round_timeout = None
 
     def __init__(self) -> None:
         self._problem: Any = None
         self._code: Any = None
         self._info = RoundInfo()
         self._alive: np.ndarray = np.zeros(0, dtype=bool)
+        self._schedule: Any = None
 
-    def start(self, problem: Any, code: Any, *, delays: Any = None) -> None:
-        """Hold the problem and the code; validate the delay model against n workers."""
+    def start(self, problem: Any, code: Any, *, delays: Any = None, task: Any = None) -> None:
+        """Hold the problem, the code and the task; validate the delays against n."""
         self._problem, self._code = problem, code
+        self._task = CodedGradientTask() if task is None else task
         self._model = as_delay_model(delays)
         self._model.validate(code.n)
         self._load = code.row_support.astype(np.float64)
         self._alive = np.ones(code.n, dtype=bool)
+        self._schedule = None
 
-    def run_round(self, round: int, params: np.ndarray,
-                  policy_state: Any) -> Iterator[Arrival]:
+    def reassign(self, problem: Any, code: Any, task: Any = None) -> None:
+        """Hold another code's partitions (nothing to move on a virtual clock)."""
+        self.start(problem, code, delays=self._model, task=task)
+
+    def _gradients(self, params: np.ndarray, round: int) -> np.ndarray:
+        """All k partition gradients (k x dim): the host's one gradient call."""
+        return np.asarray(partition_gradients_at(self._problem, params, round))
+
+    # ------------------------------------------------------------------ a round
+    def broadcast(self, round: int, params: np.ndarray) -> np.ndarray:
+        """Draw the delays, compute G and schedule the task's events; returns the asked
+        workers (alive, finite delay)."""
+        if self._code is None:
+            raise RuntimeError("SimulatedBackend: start() must be called before broadcast()")
         code = self._code
-        delays = self.sample_delays(round)
-        deadline = round_deadline(policy_state)
-        G = np.asarray(self._problem.partition_gradients(params))
-        F = code.B @ G                                   # n x dim, every worker's message
-        info = RoundInfo(true_gradient=G.sum(axis=0))
-        self._info = info
-        finite = np.isfinite(delays)
-        on_time = finite if deadline is None else finite & (delays <= deadline)
-        order = np.flatnonzero(on_time)
-        order = order[np.argsort(delays[order], kind="stable")]
-        last = 0.0
-        for i in order:
-            value = F[i]
-            reason = bad_result(value)
-            if reason is not None:
-                info.dropped.append((int(i), reason))
-                continue
-            last = float(delays[i])
-            info.end_time = last
-            yield Arrival(int(i), value, last, int(round))
-        if deadline is not None and order.size < code.n:
-            info.end_time = float(deadline)
-        else:
-            info.end_time = last
+        delays = round_delays(self._model, round, self._load, code.n)
+        asked = np.flatnonzero(self._alive & np.isfinite(delays))
+        G = self._gradients(params, round)
+        self._info = RoundInfo(true_gradient=G.sum(axis=0), asked=asked)
+        self._round, self._G, self._bad = int(round), G, None
+        self._schedule = self._task.simulate(code, G, delays, asked)
+        self._pos = 0
+        self._ended = np.zeros(code.n, dtype=bool)
+        self._replies: list[tuple] = []
+        self._seq = 0
+        self._now = 0.0
+        return asked
 
-    # -- hooks for schemes that run their own round protocol (nested codes:
-    #    gradcode.protocols.nested_scheme); the generic loop uses run_round only.
-    def sample_delays(self, round: int) -> np.ndarray:
-        """This round's validated delays d_i = model.sample(round, load) (load = the row
-        supports of B), exactly what :meth:`run_round` draws."""
-        return round_delays(self._model, round, self._load, self._code.n)
+    def send(self, worker: int, message: Any) -> None:
+        """Deliver ``message`` now; the task's answer is queued at the current instant."""
+        if self._schedule is None:
+            return
+        replies, ends = self._task.answer(self._code, self._G, int(worker), message)
+        if ends:
+            self._ended[int(worker)] = True
+        for kind, payload in replies:
+            heapq.heappush(self._replies, (self._now, self._seq, int(worker), kind, payload))
+            self._seq += 1
 
-    def partition_gradients(self, params: np.ndarray) -> np.ndarray:
-        """All k partition gradients at ``params`` (k x dim)."""
-        return np.asarray(self._problem.partition_gradients(params))
+    def _next_time(self) -> float:
+        """Time of the next deliverable event (inf: none), skipping ended workers."""
+        sched = self._schedule
+        while self._pos < sched.times.size and self._ended[sched.workers[self._pos]]:
+            self._pos += 1
+        t = float(sched.times[self._pos]) if self._pos < sched.times.size else math.inf
+        return min(t, self._replies[0][0]) if self._replies else t
 
-    def set_round_info(self, info: RoundInfo) -> None:
-        """Record ``info`` as :attr:`round_info` (for a round run by such a scheme)."""
-        self._info = info
+    def _pop(self) -> tuple[float, int, str, Any]:
+        sched = self._schedule
+        if self._replies and (self._pos >= sched.times.size
+                              or self._replies[0][0] <= sched.times[self._pos]):
+            t, _, w, kind, payload = heapq.heappop(self._replies)
+            return t, w, kind, payload
+        e = self._pos
+        self._pos += 1
+        return float(sched.times[e]), int(sched.workers[e]), sched.kind, sched.payload(e)
 
-    def stop_round(self, message: Any = None) -> None:
-        """Nothing to cancel in a simulation."""
+    def _check(self, worker: int, value: Any) -> str | None:
+        if not isinstance(value, RowRef):
+            return bad_result(np.asarray(value))
+        if self._bad is None:                       # one vectorised check per round
+            G = self._G.reshape(self._G.shape[0], -1)
+            broken = ~np.all(np.isfinite(G), axis=1)
+            self._bad = (abs(self._code.B) @ broken.astype(np.float64)) > 0 \
+                if broken.any() else np.zeros(self._code.n, dtype=bool)
+        return "non-finite result (NaN or inf)" if self._bad[worker] else None
+
+    def events(self, deadline: float | None = None) -> Iterator[Event]:
+        """The round's events in virtual-time order (see :mod:`gradcode.backends.base`)."""
+        if self._schedule is None:
+            return
+        info, rnd = self._info, self._round
+        while True:
+            t = self._next_time()
+            if math.isinf(t):
+                break
+            if deadline is not None and t > deadline:
+                info.end_time = float(deadline)
+                yield Event(-1, float(deadline), float(deadline), rnd, "timer")
+                return
+            t, worker, kind, value = self._pop()
+            self._now = t
+            info.end_time = t
+            if kind == "result":
+                self._ended[worker] = True
+                reason = self._check(worker, value)
+                if reason is not None:
+                    info.dropped.append((worker, reason))
+                    kind, value = "dropped", reason
+            yield Event(worker, value, t, rnd, kind, more=self._next_time() == t)
+
+    def cancel(self) -> None:
+        """End the round (nothing runs in a simulation)."""
+        self._schedule = None
 
     def close(self) -> None:
         self._problem = None
+        self._schedule = None

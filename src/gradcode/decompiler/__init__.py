@@ -68,24 +68,33 @@ def decompile(fn: Callable, *example_args: Any, **example_kwargs: Any) -> str:
 
 
 def to_function(source: str, name: str | None = None) -> Callable:
-    """Compile decompiled source in memory and return its function.
+    """Execute decompiled source in memory and return its function.
 
-    Nothing is written to disk and ``sys.path`` is not touched.
+    **Security: this runs ``exec`` on ``source``.** Any Python code in it is
+    executed with your privileges, exactly like importing a module. Only pass
+    text you generated with :func:`decompile` or otherwise trust.
+
+    Nothing is written to disk and ``sys.path`` is not touched; the source is
+    executed in a fresh namespace.
 
     Args:
-        source: text returned by :func:`decompile`.
-        name: function to return; default: the last public function defined.
+        source: text returned by :func:`decompile` (or any trusted module source).
+        name: function to return. Default: the one name in the source's
+            ``__all__`` (``decompile`` writes it, whatever the function is
+            called, e.g. ``_loss``), else the only function defined, else the
+            only public one.
 
     Returns:
         The compiled function.
 
     Raises:
-        TypeError: if ``source`` is not a string.
-        ValueError: if ``name`` is not a function of the source.
+        TypeError: if ``source`` is not a string or ``name`` not a string/None.
+        ValueError: if ``name`` is not a function of the source, or no name is
+            given and the source defines no function or several candidates.
         SyntaxError: if the source does not compile.
 
     Example:
-        >>> f = to_function("def double(x):\\n    return 2 * x\\n")
+        >>> f = to_function("def _double(x):\\n    return 2 * x\\n")
         >>> f(3)
         6
     """

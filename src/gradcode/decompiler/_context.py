@@ -7,15 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from . import _emit_control  # noqa: F401  (its emitters fill the registry)
 from ._emit_basic import WEAK_LITERAL_OK
+from ._emitters import lookup
 from ._ir import Assign, Expr, FunctionDef, Line, Sym, raw, ref
 from ._literals import array_source, scalar_source
 from ._naming import NameAllocator, base_for_primitive, sanitize
 from ._passes import cond_index_patterns, index_normalization_patterns, live_equations
-from ._registry import EqnInfo, lookup
+from ._registry import EqnInfo
 
-ArgGroup = tuple  # ("flat", n, base|None) or ("tuple", n, base)
+ArgGroup = tuple  # ("flat", n, base|None), ("tuple", n, base) or ("unused", 0, base)
 RetBuilder = Callable[[list[Expr], list[Expr]], Expr]
 
 
@@ -113,6 +113,10 @@ class Context:
         """Append a fixed statement to the function being emitted."""
         self._bodies[-1].append(Line(expr, prefix))
 
+    def add_def(self, fdef: Any) -> None:
+        """Append a hand-built nested :class:`FunctionDef` to the function being emitted."""
+        self._bodies[-1].append(fdef)
+
     def function(self, jaxpr: Any, consts: list[Any], hint: str, closure: list[Expr],
                  arg_groups: list[ArgGroup], ret: RetBuilder,
                  decorators: list[str] | tuple = ()) -> str:
@@ -125,7 +129,8 @@ class Context:
             closure: expressions bound to the first ``len(closure)`` invars
                 (values the nested function closes over).
             arg_groups: parameters: ``("flat", n, base)`` gives n parameters,
-                ``("tuple", n, base)`` one parameter unpacked into n values.
+                ``("tuple", n, base)`` one parameter unpacked into n values,
+                ``("unused", 0, base)`` one parameter the body ignores.
             ret: builds the returned expression from output and input expressions.
             decorators: decorator texts.
         """
@@ -154,6 +159,9 @@ class Context:
         arg_names = arg_names[len(closure):] if len(arg_names) == len(invars) else []
         for gi, group in enumerate(arg_groups):
             kind, n, base = group
+            if kind == "unused":
+                fdef.params.append(self.names.fresh(base))
+                continue
             if kind == "flat":
                 for k in range(n):
                     var = rest[pos]
@@ -225,7 +233,7 @@ class Context:
             params = dict(eqn.params)
             if id(eqn) in index_of:
                 kind, atom = index_of[id(eqn)]
-                params["_index"] = (kind, self.atom(atom, env, False))
+                params["_index"] = (kind, None if atom is None else self.atom(atom, env, False))
             is_array = [
                 (not _is_literal(a)) and self._is_jax_value(env[id(a)]) for a in invars
             ]
@@ -248,10 +256,14 @@ class Context:
                 syms.append(sym)
             if eqn.primitive.multiple_results:
                 target: Any = syms
+                if expr.out_order is not None:
+                    target = [syms[i] for i in expr.out_order]
                 if pname == "scan":
                     nc = eqn.params["num_carry"]
                     target = [syms[:nc], syms[nc:]]
                 body.append(Assign(target, expr, inlinable=False))
+            elif not syms:
+                body.append(Assign([], expr, inlinable=False))  # effect only (e.g. a print)
             else:
                 body.append(Assign(syms[0], expr, inlinable=syms[0] is not None))
 

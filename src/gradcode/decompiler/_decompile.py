@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import keyword
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -159,23 +160,46 @@ def decompile_impl(fn: Callable, args: tuple, kwargs: dict) -> str:
     text = render_module(fdef, ctx.constants, ctx.uses_array_helper, header)
     if needs_importlib:
         text = text.replace("import jax\n", "import importlib\n\nimport jax\n", 1)
+    if re.search(r"(?<![\w.])prims\.", text):
+        text = text.replace("from jax import lax\n",
+                            "from jax import lax\nfrom jax.extend.core import primitives as prims\n",
+                            1)
+    if "jax.extend.random." in text:
+        text = text.replace("import jax\n", "import jax\nimport jax.extend.random\n", 1)
     return text
 
 
 def to_function_impl(source: str, name: str | None) -> Callable:
-    """Compile decompiled ``source`` in a fresh namespace and return its function."""
+    """Execute ``source`` in a fresh namespace and return its function.
+
+    Without ``name``: the single name listed in the source's ``__all__`` (what
+    :func:`decompile_impl` writes), else the only function the source defines,
+    else the only public one; anything else is ambiguous and raises.
+    """
     if not isinstance(source, str):
         raise TypeError(f"to_function: source must be str, got {type(source).__name__}")
-    namespace: dict[str, Any] = {"__name__": "gradcode_decompiled"}
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"to_function: name must be str or None, got {type(name).__name__}")
+    module = "gradcode_decompiled"
+    namespace: dict[str, Any] = {"__name__": module}
     code = compile(source, "<gradcode.decompiler>", "exec")
-    exec(code, namespace)  # noqa: S102 - compiling generated source is the purpose
+    exec(code, namespace)  # noqa: S102 - executing the given source is the documented purpose
     if name is None:
+        listed = namespace.get("__all__")
         funcs = [k for k, v in namespace.items()
-                 if inspect.isfunction(v) and not k.startswith("_")
-                 and v.__module__ == "gradcode_decompiled"]
-        if not funcs:
-            raise ValueError("to_function: source defines no public function")
-        name = funcs[-1]
+                 if inspect.isfunction(v) and v.__module__ == module]
+        public = [k for k in funcs if not k.startswith("_")]
+        if isinstance(listed, (list, tuple)) and len(listed) == 1:
+            name = listed[0]
+        elif len(funcs) == 1:
+            name = funcs[0]
+        elif len(public) == 1:
+            name = public[0]
+        elif not funcs:
+            raise ValueError("to_function: source defines no function")
+        else:
+            raise ValueError(f"to_function: source defines several functions {funcs}; "
+                             f"pass name= to choose one")
     if name not in namespace or not callable(namespace[name]):
         raise ValueError(f"to_function: name must name a function in the source, got {name!r}")
     return namespace[name]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._ir import Expr, call, raw, seq
+from ._ir import Expr, FunctionDef, Line, call, raw, seq
 from ._params import param_source
 from ._registry import EqnInfo, register
 
@@ -57,7 +57,9 @@ def emit_cond(e: EqnInfo) -> Expr:
     The walker recognises ``convert_element_type(bool -> int32)`` (what
     ``lax.cond`` emits) and ``clamp(0, i, n-1)`` (what ``lax.switch`` emits)
     and hands the original predicate/index in ``params['_index']`` so the
-    re-traced program has the same primitives.
+    re-traced program has the same primitives. A ``cond`` selected by
+    ``platform_index`` (what ``lax.platform_dependent`` traces) is re-emitted
+    as ``lax.platform_dependent(*ops, <platform>=branch, ..., default=branch)``.
     """
     kind, index = e.params.get("_index", ("raw", e.args[0]))
     ops = e.args[1:]
@@ -66,6 +68,15 @@ def emit_cond(e: EqnInfo) -> Expr:
         jaxpr, consts = _open(br)
         names.append(e.ctx.function(jaxpr, consts, f"branch{i}_", [],
                                     [("flat", len(ops), None)], _ret_tuple))
+    if kind == "platform" or e.params.get("branches_platforms") is not None:
+        # The index of a platform-dependent cond is the current platform's branch
+        # by construction (even when it arrives as a residual of a gradient):
+        # platform_dependent recomputes it.
+        kwargs: dict[str, str] = {}
+        for fn, platforms in zip(names, e.params["branches_platforms"]):
+            for plat in (("default",) if platforms is None else platforms):
+                kwargs[plat] = fn
+        return call("lax.platform_dependent", *ops, **kwargs)
     if kind == "cond" and len(names) == 2:
         return call("lax.cond", index, names[1], names[0], *ops)
     return call("lax.switch", index, seq(names), *ops)
@@ -83,7 +94,32 @@ def emit_while(e: EqnInfo) -> Expr:
     cond_fn = e.ctx.function(cj, cc, "cond_fn", cconsts, [("tuple", n, "carry")],
                              lambda outs, ins: outs[0])
     body_fn = e.ctx.function(bj, bc, "body_fn", bconsts, [("tuple", n, "carry")], _ret_tuple)
+    pred_shape = tuple(cj.outvars[0].aval.shape)
+    if pred_shape:
+        cond_fn, body_fn = _batched_predicate_loop(e.ctx, cond_fn, body_fn, len(pred_shape))
     return call("lax.while_loop", cond_fn, body_fn, seq(init, "()"))
+
+
+def _batched_predicate_loop(ctx: Any, cond_fn: str, body_fn: str, pred_ndim: int
+                            ) -> tuple[str, str]:
+    """Wrappers giving a batched-predicate ``while`` (from ``vmap``) its exact semantics.
+
+    ``lax.while_loop`` needs a scalar predicate, but the ``while`` primitive
+    produced by batching may carry one per batch element; XLA then loops while
+    any element is true and updates only the carries whose predicate (on the
+    previous carry) is true. The wrappers write exactly that.
+    """
+    dims = param_source(tuple(range(pred_ndim)))
+    any_fn = ctx.names.fresh("any_cond_fn")
+    ctx.add_def(FunctionDef(any_fn, ["carry"], [
+        Line(raw(f"lax.reduce_or({cond_fn}(carry), {dims})"), "return ")]))
+    sel_fn = ctx.names.fresh("masked_body_fn")
+    ctx.add_def(FunctionDef(sel_fn, ["carry"], [
+        Line(raw(f"{cond_fn}(carry)"), "pred = "),
+        Line(raw(f"tuple(lax.select(lax.broadcast_in_dim(pred, jnp.shape(new), {dims}), new, "
+                 f"old) for new, old in zip({body_fn}(carry), carry))"), "return "),
+    ]))
+    return any_fn, sel_fn
 
 
 @register("scan")
@@ -160,6 +196,8 @@ def emit_custom_jvp_call(e: EqnInfo) -> Expr:
             rule = p["jvp_jaxpr_fun"].call_wrapped(*([False] * len(args)))
         except Exception:  # noqa: BLE001 - rule unrecoverable: keep primal only
             rule = None
+        if rule is not None and _has_tracer(rule[1]):
+            rule = None  # the rule closes over traced values of the outer trace
     decorators = ["jax.custom_jvp"] if rule is not None else []
     fn = ctx.function(jaxpr, jconsts, hint, consts, [("flat", len(args), None)], _ret_tuple,
                       decorators=decorators)
@@ -176,13 +214,21 @@ def emit_custom_jvp_call(e: EqnInfo) -> Expr:
 
     ctx.rule_depth += 1
     try:
-        jvp_fn = ctx.function(jvp_jaxpr, list(jvp_consts), f"{fn}_jvp", consts,
+        # The rule's jaxpr takes (primals, nonzero tangents) of the non-const
+        # operands only; what it needs of the consts travels in jvp_consts.
+        jvp_fn = ctx.function(jvp_jaxpr, list(jvp_consts), f"{fn}_jvp", [],
                               [("tuple", len(args), "primals"), ("tuple", len(args), "tangents")],
                               build_ret)
     finally:
         ctx.rule_depth -= 1
     ctx.add_line(call(f"{fn}.defjvp", jvp_fn))
     return call(fn, *args)
+
+
+def _has_tracer(values: Any) -> bool:
+    import jax
+
+    return any(isinstance(v, jax.core.Tracer) for v in values)
 
 
 def _materialize(values: list[Any], avals: list[Any]) -> list[Any]:
@@ -244,6 +290,8 @@ def emit_custom_vjp_call(e: EqnInfo) -> Expr:
             rule = _vjp_rule(p, e.in_avals)
         except Exception:  # noqa: BLE001 - rule unrecoverable: keep primal only
             rule = None
+        if rule is not None and (_has_tracer(rule[1]) or _has_tracer(rule[4].consts)):
+            rule = None  # the rule closes over traced values of the outer trace
     decorators = ["jax.custom_vjp"] if rule is not None else []
     fn = ctx.function(jaxpr, jconsts, hint, consts, [("flat", len(args), None)], _ret_tuple,
                       decorators=decorators)

@@ -43,10 +43,14 @@ class Expr:
         pieces: the text and :class:`Ref` parts, in order.
         atomic: ``True`` when it needs no parentheses when nested (a name,
             a call, a literal); ``False`` for operator expressions.
+        out_order: for a multiple-result primitive whose public function
+            returns its results in another order: position ``k`` of the
+            returned tuple is primitive result ``out_order[k]``.
     """
 
     pieces: list[Piece]
     atomic: bool = True
+    out_order: list[int] | None = None
 
     def refs(self) -> Iterator[Ref]:
         """Yield the references in this expression."""

@@ -39,6 +39,8 @@ def dtype_source(dtype: Any) -> str:
         >>> dtype_source(np.float32)
         'jnp.float32'
     """
+    if is_float0(dtype):
+        return "jax.dtypes.float0"
     name = np.dtype(dtype).name
     if name == "bool":
         return "jnp.bool_"
@@ -66,6 +68,18 @@ def _float_text(value: float, dtype: np.dtype) -> str:
     return f"float.fromhex({float(target).hex()!r})"
 
 
+def is_extended_float(dtype: Any) -> bool:
+    """Whether ``dtype`` is an ml_dtypes float (bfloat16, float8_*, float4_*, ...)."""
+    dt = np.dtype(dtype)
+    return dt.kind == "V" and dt.name.startswith(("bfloat", "float"))
+
+
+def is_float0(dtype: Any) -> bool:
+    """Whether ``dtype`` is JAX's ``float0`` (the tangent type of integers)."""
+    dt = np.dtype(dtype)
+    return dt.kind == "V" and dt.names is not None and "float0" in dt.names
+
+
 def python_scalar_text(value: Any, dtype: Any) -> str:
     """Return a plain Python literal for a scalar of kind bool/int/float/complex.
 
@@ -84,6 +98,8 @@ def python_scalar_text(value: Any, dtype: Any) -> str:
         '0.1'
     """
     dt = np.dtype(dtype)
+    if is_extended_float(dt):
+        return _float_text(float(value), dt)
     if dt.kind == "b":
         return "True" if bool(value) else "False"
     if dt.kind in "iu":
@@ -116,6 +132,8 @@ def scalar_source(value: Any, dtype: Any, weak_type: bool) -> str:
         'np.uint32(1)'
     """
     dt = np.dtype(dtype)
+    if is_float0(dt):
+        return "np.zeros((), dtype=jax.dtypes.float0)"
     text = python_scalar_text(value, dt)
     if weak_type and dt.kind in "biufc":
         return text
@@ -146,7 +164,9 @@ def array_source(value: Any, helper: str = "_array") -> str:
     """
     arr = np.asarray(value)
     dt = arr.dtype
-    if dt.kind not in "biufc" and dt.name not in ("bfloat16",) and not dt.name.startswith("float8"):
+    if is_float0(dt):
+        return f"np.zeros({tuple(arr.shape)!r}, dtype=jax.dtypes.float0)"
+    if dt.kind not in "biufc" and not is_extended_float(dt):
         raise TypeError(f"array_source: value dtype must be numeric or bool, got {dt!r}")
     if arr.size <= SMALL_ARRAY_LIMIT and dt.name in _NUMPY_NATIVE:
         flat = [python_scalar_text(v, dt) for v in arr.reshape(-1)]

@@ -12,7 +12,7 @@ import keyword
 import re
 
 #: Names the generated module binds at top level.
-IMPORT_NAMES = frozenset({"jax", "jnp", "lax", "np", "base64", "_array"})
+IMPORT_NAMES = frozenset({"jax", "jnp", "lax", "np", "base64", "_array", "prims", "importlib"})
 
 _RESERVED = (
     frozenset(keyword.kwlist)

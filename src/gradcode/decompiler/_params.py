@@ -9,13 +9,67 @@ import numpy as np
 
 from ._literals import dtype_source
 
+#: Public enum classes a parameter may hold: (source prefix, module path, attribute).
+_ENUMS = (
+    ("lax.Precision", "jax.lax", "Precision"),
+    ("lax.GatherScatterMode", "jax.lax", "GatherScatterMode"),
+    ("lax.RoundingMethod", "jax.lax", "RoundingMethod"),
+    ("lax.FftType", "jax.lax", "FftType"),
+    ("lax.RandomAlgorithm", "jax.lax", "RandomAlgorithm"),
+    ("lax.linalg.EighImplementation", "jax.lax.linalg", "EighImplementation"),
+    ("lax.linalg.EigImplementation", "jax.lax.linalg", "EigImplementation"),
+    ("lax.linalg.SvdAlgorithm", "jax.lax.linalg", "SvdAlgorithm"),
+    ("jax.memory.Space", "jax.memory", "Space"),
+)
+
+
+def _enum_classes() -> list[tuple[str, type]]:
+    import jax
+
+    out = []
+    for prefix, module, attr in _ENUMS:
+        obj: Any = jax
+        for part in module.split(".")[1:]:
+            obj = getattr(obj, part, None)
+        cls = getattr(obj, attr, None)
+        if isinstance(cls, type):
+            out.append((prefix, cls))
+    return out
+
+
+def primitive_source(value: Any) -> str | None:
+    """Source naming a JAX primitive object via ``jax.extend.core.primitives``, else None.
+
+    The generated module imports that namespace as ``prims`` when it is used.
+
+    Example:
+        >>> from jax import lax
+        >>> primitive_source(lax.ge_p)
+        'prims.ge_p'
+    """
+    from jax.extend.core import primitives
+
+    name = getattr(value, "name", None)
+    if not isinstance(name, str) or not hasattr(value, "bind"):
+        return None
+    attr = name.replace("-", "_") + "_p"
+    if getattr(primitives, attr, None) is value:
+        return f"prims.{attr}"
+    for cand in dir(primitives):
+        if getattr(primitives, cand) is value:
+            return f"prims.{cand}"
+    return None
+
 
 def param_source(value: Any) -> str:
     """Return Python source that evaluates to ``value`` in the generated module.
 
     Handles None, bool, int, float, str, tuples/lists, numpy dtypes and scalar
-    types, ``lax`` enums (``Precision``, ``GatherScatterMode``,
-    ``RoundingMethod``) and ``lax`` dimension-number named tuples.
+    types, public enums (``lax.Precision``, ``GatherScatterMode``,
+    ``RoundingMethod``, ``FftType``, ``RandomAlgorithm``, the ``lax.linalg``
+    algorithm enums, ``jax.memory.Space``), primitives exported by
+    ``jax.extend.core.primitives`` (as ``prims.<name>_p``) and ``lax``
+    dimension-number named tuples.
 
     Args:
         value: a primitive parameter value.
@@ -34,6 +88,11 @@ def param_source(value: Any) -> str:
 
     if value is None or isinstance(value, (bool, str)):
         return repr(value)
+    if isinstance(value, enum.Enum):  # before int: IntEnum values (FftType) are ints
+        for prefix, cls in _enum_classes():
+            if isinstance(value, cls) and getattr(cls, value.name, None) is value:
+                return f"{prefix}.{value.name}"
+        raise NotImplementedError(f"param_source: no source form for enum value {value!r}")
     if isinstance(value, (int, np.integer)):
         return repr(int(value))
     if isinstance(value, (float, np.floating)):
@@ -46,12 +105,9 @@ def param_source(value: Any) -> str:
         if isinstance(value, cls):
             fields = ", ".join(f"{f}={param_source(getattr(value, f))}" for f in value._fields)
             return f"lax.{cls_name}({fields})"
-    if isinstance(value, enum.Enum):
-        for cls_name in ("Precision", "GatherScatterMode", "RoundingMethod"):
-            cls = getattr(lax, cls_name, None)
-            if cls is not None and isinstance(value, cls):
-                return f"lax.{cls_name}.{value.name}"
-        raise NotImplementedError(f"param_source: no source form for enum value {value!r}")
+    prim = primitive_source(value)
+    if prim is not None:
+        return prim
     if isinstance(value, tuple):
         inner = ", ".join(param_source(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"

@@ -96,7 +96,9 @@ def cond_index_patterns(eqns: list[Any], outvars: list[Any]) -> tuple[dict[int, 
     ``cond``; ``lax.switch(i, ...)`` traces ``convert_element_type`` (a no-op
     for int32) then ``clamp(0, i, n - 1)``. When such a prelude feeds only the
     ``cond``, the ``cond`` is re-emitted from the original predicate/index and
-    the prelude dropped.
+    the prelude dropped. ``lax.platform_dependent`` traces ``platform_index``
+    then a ``cond`` with ``branches_platforms``; that pair becomes one
+    ``("platform", None)`` entry.
 
     Args:
         eqns: live equations of one jaxpr.
@@ -117,6 +119,10 @@ def cond_index_patterns(eqns: list[Any], outvars: list[Any]) -> tuple[dict[int, 
         if _is_var(v):
             uses[id(v)] += 1
     producer = {id(v): eqn for eqn in eqns for v in eqn.outvars}
+    platform_users: Counter = Counter(
+        id(eqn.invars[0]) for eqn in eqns
+        if eqn.primitive.name == "cond" and eqn.params.get("branches_platforms") is not None
+        and _is_var(eqn.invars[0]))
     index_of: dict[int, Any] = {}
     absorbed: set[int] = set()
     for eqn in eqns:
@@ -125,9 +131,17 @@ def cond_index_patterns(eqns: list[Any], outvars: list[Any]) -> tuple[dict[int, 
         idx = eqn.invars[0]
         nbranch = len(eqn.params["branches"])
         prod = producer.get(id(idx))
-        if prod is None or uses[id(idx)] != 1:
+        if prod is None:
             continue
         pname = prod.primitive.name
+        if pname == "platform_index":
+            # May feed several conds (forward and backward of a gradient).
+            if platform_users[id(idx)] == uses[id(idx)]:
+                index_of[id(eqn)] = ("platform", None)
+                absorbed.add(id(prod))
+            continue
+        if uses[id(idx)] != 1:
+            continue
         if (pname == "convert_element_type" and nbranch == 2
                 and np.dtype(prod.invars[0].aval.dtype) == np.bool_
                 and np.dtype(idx.aval.dtype) == np.int32):

@@ -60,18 +60,3 @@ def register(*names: str) -> Callable[[Emitter], Emitter]:
         return fn
 
     return deco
-
-
-def lookup(name: str) -> Emitter:
-    """Return the emitter for primitive ``name``.
-
-    Raises:
-        NotImplementedError: naming the primitive when none is registered.
-    """
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise NotImplementedError(
-            f"gradcode.decompiler: primitive {name!r} is not supported "
-            f"(no emitter registered for it)"
-        ) from None

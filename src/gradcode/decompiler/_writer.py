@@ -55,7 +55,7 @@ def render_function(fdef: FunctionDef, depth: int) -> list[str]:
 
 def render_module(fdef: FunctionDef, constants: list[tuple[str, str]], array_helper: bool,
                   header: str) -> str:
-    """Return the full module text: imports, constants, then the function."""
+    """Return the full module text: imports, constants, ``__all__``, then the function."""
     out = [f'"""{header}"""', ""]
     if array_helper:
         out.append("import base64")
@@ -67,6 +67,7 @@ def render_module(fdef: FunctionDef, constants: list[tuple[str, str]], array_hel
         out.append("")
         for name, src in constants:
             out.append(f"{name} = {src}")
+    out += ["", f"__all__ = [{fdef.name!r}]"]
     while out and out[-1] == "":
         out.pop()
     out += ["", ""]

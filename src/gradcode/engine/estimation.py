@@ -119,6 +119,7 @@ class StragglerEstimator:
         self._tmin = np.full(n, np.inf)   # earliest observed arrival
         self._c = np.zeros(n)             # censored rounds
         self._csum = np.zeros(n)          # sum of their stop times
+        self._censored: list[tuple[float, np.ndarray]] = []   # (stop time, who missed it)
 
     # ------------------------------------------------------------------ feeding
     def _parse(self, observation: Any, deadline: Any) -> tuple[np.ndarray, np.ndarray | None,
@@ -200,6 +201,8 @@ class StragglerEstimator:
             self._tmin = np.minimum(self._tmin, np.where(hit, times, np.inf))
             self._c += miss
             self._csum += np.where(miss, tau, 0.0)
+            if np.any(miss):
+                self._censored.append((tau, np.flatnonzero(miss)))
 
     def _recompute(self) -> None:
         self._reset_sums()
@@ -239,7 +242,13 @@ class StragglerEstimator:
         ok = self._r > 0
         mean = np.full(self.n, np.nan)
         s = shift[ok]
-        total = (self._tsum[ok] - self._r[ok] * s) + (self._csum[ok] - self._c[ok] * s)
+        # a censored round adds max(tau - shift, 0): a miss of a deadline below the shift
+        # says nothing about the exponential part (docs/theory.md, T27)
+        below = np.zeros(self.n)
+        for tau, who in self._censored:
+            np.add.at(below, who, np.maximum(shift[who] - tau, 0.0))
+        censored = self._csum[ok] - self._c[ok] * s + below[ok]
+        total = (self._tsum[ok] - self._r[ok] * s) + censored
         mean[ok] = np.maximum(total, 0.0) / self._r[ok]
         return shift, mean
 

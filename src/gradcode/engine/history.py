@@ -5,11 +5,11 @@ Columns of every row:
     on the backend's clock: virtual for ``simulated``), round_time, n_responders,
     responders (arrival order), error (||alpha - 1||^2), grad_rel_error
     (||g_hat - g|| / ||g||, NaN when not computed), decoder (the one actually used),
-    dropped (``"worker: reason"`` entries), dead (workers dead so far), loss, and the
-    problem's other metrics (accuracy, test_loss, ...). Schemes with their own round
-    protocol add columns (``RoundResult.extra``; nested codes: ``nested_level``,
-    ``nested_extra_messages``, ``nested_extra_bytes``, ... see
-    :mod:`gradcode.protocols.nested_scheme`).
+    fallback (True when the scheme's decoder fell back), dropped (``"worker: reason"``
+    entries), dead (workers dead so far), loss, and the problem's other metrics
+    (accuracy, test_loss, ...). Schemes with their own round protocol add columns
+    (``RoundResult.extra``; nested codes: ``nested_level``, ``nested_extra_messages``,
+    ``nested_extra_bytes``, ... see :mod:`gradcode.protocols.nested_scheme`).
 
 Example:
     >>> import gradcode as gc

@@ -24,12 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..codes import fractional_repetition
 from ..codes import uncoded as uncoded_code
 from ..codes.catalogue import resolve
 from ..core.code import Code
 from ..core.decoders import Decoding
 from ..core.validate import check_int, check_real
+from .rounds import PlainRound, RoundProtocol
 from .wait import WaitPolicy, first, until_decodable, until_error, wait_all
 from .wait import erasurehead as erasurehead_wait
 
@@ -50,6 +53,8 @@ class Scheme:
         name: label used in histories and reports (default: built from the parts).
         fallback: decoder used when ``decoder`` raises ``NotDecodableError`` (e.g. exact
             decoding after more workers died than the code tolerates); ``None`` re-raises.
+        task: the worker task the hosts run (a
+            :class:`gradcode.backends.base.WorkerTask`); None: the coded gradient f_i.
 
     Raises:
         TypeError: code is not a Code, wait is not a WaitPolicy, decoder not callable/name.
@@ -61,6 +66,7 @@ class Scheme:
     wait: WaitPolicy = field(default_factory=wait_all)
     name: str = ""
     fallback: Decoder | None = "optimal"
+    task: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, Code):
@@ -77,9 +83,20 @@ class Scheme:
                 getattr(self.decoder, "__name__", "custom")
             object.__setattr__(self, "name", f"{self.code.name} | {dec} | {self.wait.name}")
 
+    def after_round(self, row: dict, history: Any) -> Any:
+        """Called by ``train`` after each round (when no callback answered): None to go
+        on, True to stop, or a :class:`Scheme` to switch to. Plain schemes return None;
+        self-driving ones (``gc.schemes.auto``) decide here."""
+        return None
+
     @property
     def decode_fn(self) -> Callable[[Code, Any], Decoding]:
         return resolve(self.decoder, "Scheme")
+
+    def round_protocol(self, host: Any, round: int, params: Any) -> RoundProtocol:
+        """The master side of one round (:class:`gradcode.engine.rounds.PlainRound`:
+        wait by the policy, decode); schemes with their own protocol override it."""
+        return PlainRound(self, int(np.asarray(params).size))
 
     def check(self, *, k: int | None = None, n: int | None = None) -> None:
         """Raise ``ValueError`` unless the code has ``k`` partitions and ``n`` workers."""

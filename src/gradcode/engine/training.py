@@ -35,15 +35,12 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..backends import get_backend
 from ..backends.base import WorkersLostError
-from ..codes.catalogue import resolve
-from ..core.errors import NotDecodableError
 from ..core.validate import check_int, check_real
 from ..models.optimizers import Optimizer, make_optimizer
 from ..models.stragglers import (
@@ -55,6 +52,7 @@ from ..models.stragglers import (
     check_delays,
 )
 from .history import History, _jsonable, fsync_dir, write_atomic
+from .rounds import RoundResult, decode_round, run_round
 from .schemes import Scheme, approximate, erasurehead, exact, ignore_stragglers, uncoded
 from .wait import WaitPolicy, deadline, first, until_decodable, until_error, wait_all
 from .wait import erasurehead as erasurehead_wait
@@ -108,101 +106,21 @@ def _check_problem(problem: Any) -> None:
                             f".{attr}), got {type(problem).__name__}")
 
 
-def _accumulate(total: np.ndarray, weight: Any, value: np.ndarray) -> None:
-    """total += weight * value, in place (BLAS axpy for real float64 vectors: no
-    temporary of the model's size per responder)."""
-    value = np.asarray(value)
-    if (total.dtype == np.float64 and value.dtype == np.float64 and value.ndim == 1
-            and value.shape == total.shape and not np.iscomplexobj(weight)):
-        from scipy.linalg.blas import daxpy
-
-        daxpy(value, total, a=float(weight))
-    else:
-        total += weight * value
-
-
-def decode_round(scheme: Scheme, responders: list[int],
-                 values: dict[int, np.ndarray], dim: int) -> tuple[np.ndarray, Any, str]:
-    """Decode one round: returns (g_hat, Decoding, name of the decoder used).
-
-    ``responders`` are in arrival order (ErasureHead's decoder uses it). When the scheme's
-    decoder raises :class:`NotDecodableError` its ``fallback`` decoder is used instead.
-    """
-    code = scheme.code
-    order = np.asarray(responders, dtype=np.int64)
-    used = scheme.decoder if isinstance(scheme.decoder, str) else \
-        getattr(scheme.decoder, "__name__", "custom")
-    try:
-        dec = scheme.decode_fn(code, order)
-    except NotDecodableError:
-        if scheme.fallback is None:
-            raise
-        dec = resolve(scheme.fallback)(code, order)
-        used = scheme.fallback if isinstance(scheme.fallback, str) else \
-            getattr(scheme.fallback, "__name__", "custom")
-    g_hat = np.zeros(dim, dtype=np.result_type(dec.weights.dtype, np.float64))
-    for i in order[dec.weights[order] != 0]:
-        _accumulate(g_hat, dec.weights[i], values[int(i)])
-    if np.iscomplexobj(g_hat):
-        g_hat = g_hat.real
-    return np.asarray(g_hat, dtype=np.float64), dec, used
-
-
-def _switch_scheme(be: Any, problem: Any, new: Scheme, model: DelayModel, t: int,
-                   n: int, old: Scheme | None = None) -> Scheme:
-    """Hook for adaptive codes: continue with ``new`` after round ``t``.
-
-    The backend re-assigns the partitions: ``be.reassign(problem, code)`` when it has one,
-    else it is closed and started again with the new code (workers keep nothing).
-    """
+def _switch_scheme(host: Any, problem: Any, new: Scheme, model: DelayModel, t: int,
+                   n: int) -> Scheme:
+    """Hook for adaptive codes: continue with ``new`` after round ``t``; the host
+    re-assigns the partitions (and the new scheme's worker task)."""
     new.check(k=int(problem.k), n=n)
     model.validate(new.code.n)
     log.info("round %d: switching to scheme %s", t, new.name)
-    for s in (new, old):                 # nested codes: their own round and worker protocol
-        if s is not None and getattr(s, "run_round", None) is not None:
-            raise ValueError(f"train: the callback cannot switch from or to {s.name!r} (a "
-                             f"scheme with its own round protocol); start a new run instead")
-    reassign = getattr(be, "reassign", None)
-    if callable(reassign):
-        reassign(problem, new.code)
-    else:
-        be.close()
-        be.start(problem, new.code, delays=model)
+    host.reassign(problem, new.code, new.task)
     return new
 
 
-@dataclass
-class RoundResult:
-    """Outcome of one coded round (see :func:`coded_round`).
-
-    Attributes:
-        g_hat: the decoded gradient estimate (zeros when nobody answered).
-        decoding: the :class:`gradcode.Decoding` (None when nobody answered).
-        decoder: name of the decoder actually used (the fallback after NotDecodableError).
-        responders: workers used, in arrival order.
-        round_time: when the master stopped waiting (backend clock, seconds).
-        info: the backend's :class:`gradcode.backends.RoundInfo` for the round.
-        extra: scheme-specific history columns (e.g. the nested codes' ``nested_level``,
-            ``nested_extra_messages``; see :mod:`gradcode.protocols.nested_scheme`); empty
-            otherwise.
-    """
-
-    g_hat: np.ndarray
-    decoding: Any
-    decoder: str
-    responders: list[int]
-    round_time: float
-    info: Any
-    extra: dict = field(default_factory=dict)
-
-
-def coded_round(backend: Any, scheme: Scheme, round: int,
-                params: np.ndarray) -> RoundResult:
-    """One round of the generic master loop on a started backend.
-
-    Streams the backend's arrivals into the scheme's wait policy until it is satisfied
-    (or the stream ends: deadline, or no live worker pending), cancels the rest of the
-    round, and decodes g_hat = sum_i a_i f_i from the responders (arrival order).
+def coded_round(backend: Any, scheme: Scheme, round: int, params: np.ndarray, *,
+                round_timeout: float | None = None) -> RoundResult:
+    """One round of ``scheme``'s protocol on a started host (see
+    :func:`gradcode.engine.rounds.run_round`).
 
     Example:
         >>> import numpy as np, gradcode as gc
@@ -215,33 +133,8 @@ def coded_round(backend: Any, scheme: Scheme, round: int,
         >>> bool(np.allclose(res.g_hat, prob.full_gradient(np.zeros(3)), rtol=1e-12))
         True
     """
-    code = scheme.code
-    state = scheme.wait.start(code, scheme.decoder)
-    values: dict[int, np.ndarray] = {}
-    stop_time: float | None = None
-    stream = backend.run_round(round, params, state)
-    try:
-        for arr in stream:
-            if arr.kind != "result":
-                continue
-            values[arr.worker] = arr.value
-            if state.add(arr.worker, arr.time):
-                stop_time = float(arr.time)
-                break
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    backend.stop_round()
-    info = backend.round_info
-    round_time = stop_time if stop_time is not None else float(info.end_time)
-    responders = list(state.responders)
-    dim = int(np.asarray(params).size)
-    if not responders:
-        name = scheme.decoder if isinstance(scheme.decoder, str) else "custom"
-        return RoundResult(np.zeros(dim), None, name, responders, round_time, info)
-    g_hat, dec, used = decode_round(scheme, responders, values, dim)
-    return RoundResult(g_hat, dec, used, responders, round_time, info)
+    protocol = scheme.round_protocol(backend, round, params)
+    return run_round(backend, protocol, round, params, round_timeout=round_timeout)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -314,61 +207,14 @@ def load_checkpoint(directory: str | os.PathLike) -> dict | None:
 
 
 # --------------------------------------------------------------------------- train
-def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulated",
-          delays: Any = None, optimizer: Any = "gd", lr: float | str | None = "auto",
-          seed: int = 0, checkpoint: str | os.PathLike | None = None, resume: bool = False,
-          target_loss: float | None = None, callback: Callable[[dict], Any] | None = None,
-          checkpoint_every: int = 10, eval_every: int = 1, grad_error: bool | str = "auto",
-          backend_options: dict | None = None, optimizer_options: dict | None = None) -> History:
-    """Run coded gradient descent for ``rounds`` rounds and return the :class:`History`.
+_NONFINITE = ("stop", "continue")
 
-    Args:
-        problem: a :mod:`gradcode.problems` problem split into k = scheme.code.k parts.
-        scheme: a :class:`Scheme` (code + decoder + wait policy), e.g. ``uncoded(n)``.
-        rounds: number of rounds (>= 0); with ``resume`` the total, including resumed ones.
-        backend: ``"simulated"`` (virtual clock), ``"local"`` (one process per worker),
-            ``"ray"``, or a backend instance. ``train`` starts and closes it.
-        delays: a :mod:`gradcode.stragglers` model, a name (``"exponential"``,
-            ``"shifted_exponential"``, ``"pareto"``: built with ``seed``), or None (no delay).
-        optimizer: ``"gd"``, ``"nesterov"`` (the papers' accelerated update),
-            ``"momentum"``, a ``torch.optim`` class/factory, an optax transformation, or a
-            :class:`gradcode.optimizers.Optimizer`.
-        lr: learning rate; ``"auto"`` = 1 / L from ``problem.lipschitz()``.
-        seed: recorded with the run and used for named delay models.
-        checkpoint: a directory for ``state.json`` + ``arrays.npz``; written every
-            ``checkpoint_every`` rounds, at the end, and when training fails.
-        resume: continue from the checkpoint when it exists (must be the same run: scheme,
-            problem, optimizer, delays and seed are checked).
-        target_loss: stop as soon as the loss is <= this value.
-        callback: called with each row (a dict); returning True stops training;
-            returning a :class:`Scheme` (same n and k) switches to it from the next round
-            on, the backend re-assigning the partitions (adaptive codes, e.g.
-            :class:`gradcode.estimation.AdaptiveScheme`).
-        eval_every: evaluate the problem's metrics every this many rounds (NaN between).
-        grad_error: log ||g_hat - g|| / ||g||: True, False, or ``"auto"`` (only when the
-            backend has g for free, i.e. simulated).
-        backend_options: keyword options for a backend given by name.
-        optimizer_options: extra options of a built-in optimiser (e.g. ``beta``).
 
-    Returns:
-        :class:`History` with one row per round and ``meta`` describing the run.
-
-    Raises:
-        ValueError / TypeError: bad arguments, a code that does not match the problem's
-            partitions or the backend's workers, delays that do not fit n workers or are
-            negative; all raised before any worker starts.
-        WorkersLostError: every worker died (the last checkpoint stays on disk, updated to
-            the last completed round).
-
-    Example:
-        >>> import gradcode as gc
-        >>> X, y = gc.data.synthetic_regression(200, 4, seed=0)
-        >>> prob = gc.problems.least_squares(X, y, k=4)
-        >>> h = gc.training.train(prob, gc.training.uncoded(4), rounds=50)
-        >>> bool(h.final["loss"] < 0.01)
-        True
-    """
-    # ---------------------------------------------------------------- validate (no workers yet)
+def _check_train_args(problem: Any, scheme: Any, rounds: Any, checkpoint_every: Any,
+                      eval_every: Any, target_loss: Any, seed: Any, grad_error: Any,
+                      callback: Any, checkpoint: Any, resume: Any,
+                      on_nonfinite: Any) -> tuple[int, int, int, float | None, int]:
+    """Validate train's arguments (before any worker starts)."""
     _check_problem(problem)
     if not isinstance(scheme, Scheme):
         raise TypeError(f"train: scheme must be a gradcode.training.Scheme, got "
@@ -392,30 +238,296 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
                         f"({type(resume).__name__})")
     if resume and checkpoint is None:
         raise ValueError("train: resume=True needs a checkpoint directory")
-    code = scheme.code
-    scheme.check(k=int(problem.k))
-    model = _delays_arg(delays, seed)
-    model.validate(code.n)
-    be = get_backend(backend, **(backend_options or {}))
-    backend_n = getattr(be, "n_workers", None)
-    if backend_n is not None:
-        scheme.check(n=int(backend_n))
+    if on_nonfinite not in _NONFINITE:
+        raise ValueError(f"train: on_nonfinite must be 'stop' or 'continue', got "
+                         f"{on_nonfinite!r}")
+    return rounds, checkpoint_every, eval_every, target_loss, seed
+
+
+def _round_timeout_arg(value: Any, host: Any) -> float | None:
+    if isinstance(value, str) and value == "backend":
+        return host.round_timeout
+    if value is None:
+        return None
+    return check_real("train", "round_timeout", value, low=0.0, low_open=True)
+
+
+def _learning_rate(problem: Any, lr: Any, optimizer: Any) -> float | None:
     if lr == "auto":
         L = problem.lipschitz() if hasattr(problem, "lipschitz") else None
         if L is None or not L > 0:
             if isinstance(optimizer, str):
                 raise ValueError(f"train: lr='auto' needs problem.lipschitz(); "
                                  f"{getattr(problem, 'name', problem)} has none, pass lr=")
-            lr_value: float | None = None
-        else:
-            lr_value = 1.0 / L
-    elif lr is None:
-        lr_value = None
-    else:
-        lr_value = check_real("train", "lr", lr, low=0.0, low_open=True)
-    opt = make_optimizer(optimizer, lr_value, **(optimizer_options or {}))
-    load = code.row_support.astype(np.float64)
+            return None
+        return 1.0 / L
+    if lr is None:
+        return None
+    return check_real("train", "lr", lr, low=0.0, low_open=True)
 
+
+class _Run:
+    """State of one training run: the loop of :func:`train`, split by phase."""
+
+    def __init__(self, problem: Any, scheme: Scheme, host: Any, model: DelayModel,
+                 opt: Optimizer, fingerprint: dict, settings: dict) -> None:
+        self.problem, self.scheme, self.host, self.model = problem, scheme, host, model
+        self.opt, self.fingerprint, self.cfg = opt, fingerprint, settings
+        self.params = np.asarray(problem.init_params(), dtype=np.float64).copy()
+        if self.params.shape != (int(problem.dim),):
+            raise ValueError(f"train: problem.init_params() has shape {self.params.shape}, "
+                             f"expected ({problem.dim},)")
+        self.history = History(meta={**fingerprint, "backend": host.name,
+                                     "initial_loss": float(problem.loss(self.params)),
+                                     "rounds": settings["rounds"]})
+        opt.reset(self.params)
+        self.start_round, self.sim_time, self.wall_offset = 0, 0.0, 0.0
+        self.fallbacks = 0
+        self.nonfinite_warned = False
+
+    def resume(self, checkpoint: Any) -> None:
+        """Continue from ``checkpoint`` when it exists (same run, checked)."""
+        ck = load_checkpoint(checkpoint)
+        if ck is None:
+            return
+        diff = {k: (ck["fingerprint"].get(k), v) for k, v in self.fingerprint.items()
+                if _jsonable(ck["fingerprint"].get(k)) != _jsonable(v)}
+        if diff:
+            raise ValueError(f"train: the checkpoint in {os.fspath(checkpoint)!r} belongs to "
+                             f"a different run; mismatches (saved, now): {diff}")
+        self.params = np.asarray(ck["params"], dtype=np.float64).copy()
+        self.opt.load_state(ck["optimizer_arrays"], ck["optimizer"])
+        self.history = ck["history"]
+        self.history.meta["rounds"] = self.cfg["rounds"]
+        self.start_round = ck["round"] + 1
+        last = self.history.final
+        self.sim_time = float(last.get("sim_time", 0.0)) if last else 0.0
+        self.wall_offset = float(last.get("wall_time", 0.0)) if last else 0.0
+        self.fallbacks = int(self.history.meta.get("fallback_rounds", 0))
+        log.info("resuming %s at round %d", self.scheme.name, self.start_round)
+
+    def checkpoint(self, done_round: int) -> None:
+        path = self.cfg["checkpoint"]
+        if path is not None and done_round >= 0:
+            save_checkpoint(path, round=done_round, params=self.params, optimizer=self.opt,
+                            history=self.history, fingerprint=self.fingerprint)
+
+    def step(self, t: int) -> dict:
+        """One round: run the protocol, log what happened, step, return the row."""
+        res = coded_round(self.host, self.scheme, t, self.params,
+                          round_timeout=self.cfg["round_timeout"])
+        self._report(t, res)
+        self.sim_time += res.round_time
+        g_hat = res.g_hat
+        rel = self._grad_error(res.info, g_hat)
+        if res.responders:
+            self.params = np.asarray(self.opt.step(self.params, g_hat, t), dtype=np.float64)
+        info = res.info
+        row: dict[str, Any] = {
+            "round": t, "wall_time": self.wall_offset + time.perf_counter() - self.t_start,
+            "sim_time": self.sim_time, "round_time": res.round_time,
+            "n_responders": len(res.responders), "responders": res.responders,
+            "error": float(res.decoding.error) if res.decoding is not None else
+            float(self.scheme.code.k),
+            "grad_rel_error": rel, "decoder": res.decoder, "fallback": bool(res.fallback),
+            "dropped": [f"{w}: {r}" for w, r in info.dropped],
+            "dead": int(np.count_nonzero(~self.host.alive)),
+        }
+        row.update(res.extra)                       # protocol-specific columns, if any
+        row.update(self._metrics(t))
+        return row
+
+    def _report(self, t: int, res: RoundResult) -> None:
+        """Log the round's drops, deaths, fallbacks and empty rounds (true lines only;
+        after a non-finite warning with on_nonfinite='continue' the per-round lines
+        go to DEBUG so that a diverged run does not flood the log)."""
+        info = res.info
+        say = log.debug if self.nonfinite_warned else log.warning
+        if info.dropped:
+            say("round %d: dropped %d result(s), treated as stragglers: %s", t,
+                len(info.dropped), "; ".join(f"worker {w}: {r}" for w, r in info.dropped))
+        for w in info.dead:
+            log.warning("round %d: worker %d is dead; it is a permanent straggler", t, w)
+        if res.fallback:
+            self.fallbacks += 1
+            self.history.meta["fallback_rounds"] = self.fallbacks
+            if self.fallbacks == 1:
+                log.warning("round %d: the scheme's decoder could not decode (more workers "
+                            "lost than it tolerates); decoded with %s instead. Later "
+                            "fallbacks are not logged: see the history's 'fallback' column",
+                            t, res.decoder)
+        if res.ended == "timeout":
+            log.warning("round %d: round_timeout=%g s passed; the round ended with %d "
+                        "responders", t, self.cfg["round_timeout"], len(res.responders))
+        if res.responders:
+            return
+        if not np.any(self.host.alive):
+            ck = self.cfg["checkpoint"]
+            raise WorkersLostError(
+                f"train: all {self.scheme.code.n} workers are dead at round {t}; nothing can "
+                f"be computed" + (f" (last checkpoint: round {self.last_done} in "
+                                  f"{os.fspath(ck)!r})" if ck else ""))
+        if res.ended == "deadline":
+            say("round %d: no worker answered within the deadline (%g s); no step",
+                t, self.scheme.wait.deadline)
+        elif res.ended != "timeout":
+            say("round %d: nothing could be decoded (%d live workers); no step", t,
+                int(np.count_nonzero(self.host.alive)))
+
+    def _grad_error(self, info: Any, g_hat: np.ndarray) -> float:
+        mode = self.cfg["grad_error"]
+        if not (mode is True or (mode == "auto" and info.true_gradient is not None)):
+            return math.nan
+        g = info.true_gradient if info.true_gradient is not None else \
+            np.asarray(self.problem.full_gradient(self.params))
+        gn = float(np.linalg.norm(g))
+        return float(np.linalg.norm(g_hat - g)) / gn if gn > 0 else float(np.linalg.norm(g_hat))
+
+    def _metrics(self, t: int) -> dict:
+        """The problem's metrics every eval_every rounds counted from round 0 (and at the
+        last round), NaN loss between."""
+        if t % self.cfg["eval_every"] and t != self.cfg["rounds"] - 1:
+            return {"loss": math.nan}
+        problem = self.problem
+        metrics = problem.metrics(self.params) if hasattr(problem, "metrics") else \
+            {"loss": problem.loss(self.params)}
+        return {k: float(v) for k, v in metrics.items()}
+
+    def nonfinite(self, t: int, row: dict) -> bool:
+        """True when training must stop: the loss or the parameters are not finite."""
+        evaluated = t % self.cfg["eval_every"] == 0 or t == self.cfg["rounds"] - 1
+        finite_params = bool(np.all(np.isfinite(self.params)))
+        if finite_params and not (evaluated and not math.isfinite(row["loss"])):
+            return False
+        what = "the loss" if finite_params else "the parameters"
+        if self.cfg["on_nonfinite"] == "stop":
+            msg = (f"round {t}: {what} became non-finite (NaN or inf); training stopped "
+                   f"(lower the learning rate, or pass on_nonfinite='continue')")
+            log.error("%s", msg)
+            self.history.meta["stopped"] = msg
+            return True
+        if not self.nonfinite_warned:
+            self.nonfinite_warned = True
+            log.warning("round %d: %s became non-finite (NaN or inf); continuing as "
+                        "on_nonfinite='continue' asks (logged once)", t, what)
+            self.history.meta["nonfinite_from_round"] = t
+        return False
+
+    def loop(self, callback: Any, target_loss: float | None) -> None:
+        """Rounds start_round..rounds-1, with callbacks, checkpoints and stop rules."""
+        cfg, n = self.cfg, self.scheme.code.n
+        self.t_start = time.perf_counter()
+        self.last_done = saved = self.start_round - 1
+        try:
+            for t in range(self.start_round, cfg["rounds"]):
+                row = self.step(t)
+                self.history.append(row)
+                self.last_done = t
+                reply = callback(row) if callback is not None else None
+                if reply is None:                       # self-driving schemes (auto)
+                    reply = self.scheme.after_round(row, self.history)
+                stop = reply is True or self.nonfinite(t, row)
+                if isinstance(reply, Scheme) and reply is not self.scheme:
+                    self.scheme = _switch_scheme(self.host, self.problem, reply, self.model,
+                                                 t, n)
+                if target_loss is not None and row["loss"] <= target_loss:
+                    stop = True
+                if (t + 1) % cfg["checkpoint_every"] == 0 or stop or t == cfg["rounds"] - 1:
+                    self.checkpoint(t)
+                    saved = t
+                if stop:
+                    break
+        except BaseException:
+            if saved != self.last_done:
+                try:
+                    self.checkpoint(self.last_done)
+                except Exception:
+                    log.exception("could not write the checkpoint after a failure")
+            raise
+
+
+def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulated",
+          delays: Any = None, optimizer: Any = "gd", lr: float | str | None = "auto",
+          seed: int = 0, checkpoint: str | os.PathLike | None = None, resume: bool = False,
+          target_loss: float | None = None, callback: Callable[[dict], Any] | None = None,
+          checkpoint_every: int = 10, eval_every: int = 1, grad_error: bool | str = "auto",
+          backend_options: dict | None = None, optimizer_options: dict | None = None,
+          round_timeout: float | str | None = "backend",
+          on_nonfinite: str = "stop") -> History:
+    """Run coded gradient descent for ``rounds`` rounds and return the :class:`History`.
+
+    Every round runs the scheme's round protocol on the backend
+    (:func:`gradcode.engine.rounds.run_round`): the plain coded round for codes with a
+    wait policy and a decoder, the nested protocol for nested codes.
+
+    Args:
+        problem: a :mod:`gradcode.problems` problem split into k = scheme.code.k parts.
+        scheme: a :class:`Scheme` (code + decoder + wait policy), e.g. ``uncoded(n)``.
+        rounds: number of rounds (>= 0); with ``resume`` the total, including resumed ones.
+        backend: ``"simulated"`` (virtual clock), ``"local"`` (one process per worker),
+            ``"ray"``, or a backend instance. ``train`` starts and closes it.
+        delays: a :mod:`gradcode.stragglers` model, a name (``"exponential"``,
+            ``"shifted_exponential"``, ``"pareto"``: built with ``seed``), or None (no delay).
+        optimizer: ``"gd"``, ``"nesterov"`` (the papers' accelerated update),
+            ``"momentum"``, a ``torch.optim`` class/factory, an optax transformation, or a
+            :class:`gradcode.optimizers.Optimizer`.
+        lr: learning rate; ``"auto"`` = 1 / L from ``problem.lipschitz()``.
+        seed: recorded with the run and used for named delay models.
+        checkpoint: a directory for ``state.json`` + ``arrays.npz``; written every
+            ``checkpoint_every`` rounds, at the end, and when training fails.
+        resume: continue from the checkpoint when it exists (must be the same run: scheme,
+            problem, optimizer, delays and seed are checked).
+        target_loss: stop as soon as the loss is <= this value.
+        callback: called with each row (a dict); returning True stops training;
+            returning a :class:`Scheme` (same n and k) switches to it from the next round
+            on, the backend re-assigning the partitions (adaptive codes, e.g.
+            :class:`gradcode.estimation.AdaptiveScheme`).
+        eval_every: evaluate the problem's metrics at the rounds that are multiples of
+            this (counted from round 0, also after a resume) and at the last round; the
+            loss is NaN in between.
+        grad_error: log ||g_hat - g|| / ||g||: True, False, or ``"auto"`` (only when the
+            backend has g for free, i.e. simulated).
+        backend_options: keyword options for a backend given by name.
+        optimizer_options: extra options of a built-in optimiser (e.g. ``beta``).
+        round_timeout: the longest a round may last, in seconds on the backend's clock,
+            whatever the wait policy (a live but stuck worker cannot stall training);
+            ``"backend"`` (default) uses the backend's own ``round_timeout`` (300 s on
+            local and Ray, none on the virtual clock); None: no limit.
+        on_nonfinite: ``"stop"`` (default): stop, with one error line and
+            ``history.meta["stopped"]``, when the loss or the parameters become NaN/inf;
+            ``"continue"``: go on (one warning line).
+
+    Returns:
+        :class:`History` with one row per round and ``meta`` describing the run. The
+        ``fallback`` column is True in rounds whose decoder fell back (an exact scheme
+        that lost more workers than it tolerates); ``meta["fallback_rounds"]`` counts
+        them and the first one is logged once.
+
+    Raises:
+        ValueError / TypeError: bad arguments, a code that does not match the problem's
+            partitions, delays that do not fit n workers or are negative; all raised
+            before any worker starts.
+        WorkersLostError: every worker died (the last checkpoint stays on disk, updated to
+            the last completed round).
+
+    Example:
+        >>> import gradcode as gc
+        >>> X, y = gc.data.synthetic_regression(200, 4, seed=0)
+        >>> prob = gc.problems.least_squares(X, y, k=4)
+        >>> h = gc.training.train(prob, gc.training.uncoded(4), rounds=50)
+        >>> bool(h.final["loss"] < 0.01)
+        True
+    """
+    rounds, checkpoint_every, eval_every, target_loss, seed = _check_train_args(
+        problem, scheme, rounds, checkpoint_every, eval_every, target_loss, seed, grad_error,
+        callback, checkpoint, resume, on_nonfinite)
+    code = scheme.code
+    scheme.check(k=int(problem.k))
+    model = _delays_arg(delays, seed)
+    model.validate(code.n)
+    host = get_backend(backend, **(backend_options or {}))
+    lr_value = _learning_rate(problem, lr, optimizer)
+    opt = make_optimizer(optimizer, lr_value, **(optimizer_options or {}))
     fingerprint = {
         "scheme": scheme.name, "code": code.name, "n": code.n, "k": code.k,
         "problem": getattr(problem, "name", type(problem).__name__), "dim": int(problem.dim),
@@ -423,127 +535,21 @@ def train(problem: Any, scheme: Scheme, *, rounds: int, backend: Any = "simulate
             optimizer, "__name__", type(optimizer).__name__)),
         "lr": lr_value, "delays": repr(model), "seed": seed,
     }
-
-    params = np.asarray(problem.init_params(), dtype=np.float64).copy()
-    if params.shape != (int(problem.dim),):
-        raise ValueError(f"train: problem.init_params() has shape {params.shape}, expected "
-                         f"({problem.dim},)")
-    initial_loss = float(problem.loss(params))
-    history = History(meta={**fingerprint, "backend": getattr(be, "name", str(backend)),
-                            "initial_loss": initial_loss, "rounds": rounds})
-    opt.reset(params)
-    start_round = 0
-    sim_time = 0.0
-    wall_offset = 0.0
+    settings = {"rounds": rounds, "checkpoint_every": checkpoint_every,
+                "eval_every": eval_every, "grad_error": grad_error, "checkpoint": checkpoint,
+                "round_timeout": _round_timeout_arg(round_timeout, host),
+                "on_nonfinite": on_nonfinite}
+    run = _Run(problem, scheme, host, model, opt, fingerprint, settings)
     if resume:
-        ck = load_checkpoint(checkpoint)
-        if ck is not None:
-            diff = {k: (ck["fingerprint"].get(k), v) for k, v in fingerprint.items()
-                    if _jsonable(ck["fingerprint"].get(k)) != _jsonable(v)}
-            if diff:
-                raise ValueError(f"train: the checkpoint in {os.fspath(checkpoint)!r} belongs to "
-                                 f"a different run; mismatches (saved, now): {diff}")
-            params = np.asarray(ck["params"], dtype=np.float64).copy()
-            opt.load_state(ck["optimizer_arrays"], ck["optimizer"])
-            history = ck["history"]
-            history.meta["rounds"] = rounds
-            start_round = ck["round"] + 1
-            last = history.final
-            sim_time = float(last.get("sim_time", 0.0)) if last else 0.0
-            wall_offset = float(last.get("wall_time", 0.0)) if last else 0.0
-            log.info("resuming %s at round %d", scheme.name, start_round)
-    if start_round < rounds:
-        # negative or malformed delays fail here, before any worker starts
-        check_delays(model, model.sample(start_round, load), code.n)
-
-    def checkpoint_now(done_round: int) -> None:
-        if checkpoint is not None and done_round >= 0:
-            save_checkpoint(checkpoint, round=done_round, params=params, optimizer=opt,
-                            history=history, fingerprint=fingerprint)
-
-    if start_round >= rounds:
-        return history
-
-    # ---------------------------------------------------------------- run
-    t_start = time.perf_counter()
-    last_done = start_round - 1
-    saved_round = last_done
-    prepare = getattr(scheme, "prepare_backend", None)  # nested codes: install worker task
-    if prepare is not None:
-        prepare(be)
-    be.start(problem, code, delays=model)
+        run.resume(checkpoint)
+    if run.start_round >= rounds:
+        return run.history
+    # negative or malformed delays fail here, before any worker starts
+    check_delays(model, model.sample(run.start_round, code.row_support.astype(np.float64)),
+                 code.n)
+    host.start(problem, code, delays=model, task=scheme.task)
     try:
-        for t in range(start_round, rounds):
-            # a scheme with its own round protocol (nested codes: gradcode.protocols.nested_scheme)
-            # runs the round itself; every other scheme uses the generic loop
-            own_round = getattr(scheme, "run_round", None)
-            res = own_round(be, t, params) if own_round is not None else \
-                coded_round(be, scheme, t, params)
-            info = res.info
-            round_time = res.round_time
-            responders = res.responders
-            for w, reason in info.dropped:
-                log.warning("round %d: dropped worker %d's result (%s); treated as a straggler",
-                            t, w, reason)
-            for w in info.dead:
-                log.warning("round %d: worker %d is dead; it is a permanent straggler", t, w)
-            alive = be.alive
-            if not responders:
-                if not np.any(alive):
-                    raise WorkersLostError(
-                        f"train: all {code.n} workers are dead at round {t}; nothing can be "
-                        f"computed" + (f" (last checkpoint: round {last_done} in "
-                                       f"{os.fspath(checkpoint)!r})" if checkpoint else ""))
-                log.warning("round %d: no worker answered within the deadline; no step", t)
-            sim_time += round_time
-            g_hat, used = res.g_hat, res.decoder
-            err = float(res.decoding.error) if res.decoding is not None else float(code.k)
-            rel = math.nan
-            if grad_error is True or (grad_error == "auto" and info.true_gradient is not None):
-                g = info.true_gradient if info.true_gradient is not None else \
-                    np.asarray(problem.full_gradient(params))
-                gn = float(np.linalg.norm(g))
-                rel = float(np.linalg.norm(g_hat - g)) / gn if gn > 0 else \
-                    float(np.linalg.norm(g_hat))
-            if responders:
-                params = np.asarray(opt.step(params, g_hat, t), dtype=np.float64)
-            row: dict[str, Any] = {
-                "round": t,
-                "wall_time": wall_offset + time.perf_counter() - t_start,
-                "sim_time": sim_time, "round_time": round_time,
-                "n_responders": len(responders), "responders": responders,
-                "error": err, "grad_rel_error": rel, "decoder": used,
-                "dropped": [f"{w}: {r}" for w, r in info.dropped],
-                "dead": int(np.count_nonzero(~alive)),
-            }
-            if (t - start_round) % eval_every == 0 or t == rounds - 1:
-                metrics = problem.metrics(params) if hasattr(problem, "metrics") else \
-                    {"loss": problem.loss(params)}
-            else:
-                metrics = {"loss": math.nan}
-            row.update(res.extra)                       # scheme-specific columns, if any
-            row.update({k: float(v) for k, v in metrics.items()})
-            history.append(row)
-            last_done = t
-            reply = callback(row) if callback is not None else None
-            stop = reply is True
-            if isinstance(reply, Scheme) and reply is not scheme:
-                scheme = _switch_scheme(be, problem, reply, model, t, code.n, scheme)  # adaptive
-                code = scheme.code
-            if target_loss is not None and row["loss"] <= target_loss:
-                stop = True
-            if (t + 1) % checkpoint_every == 0 or stop or t == rounds - 1:
-                checkpoint_now(t)
-                saved_round = t
-            if stop:
-                break
-    except BaseException:
-        if saved_round != last_done:
-            try:
-                checkpoint_now(last_done)
-            except Exception:
-                log.exception("could not write the checkpoint after a failure")
-        raise
+        run.loop(callback, target_loss)
     finally:
-        be.close()
-    return history
+        host.close()
+    return run.history

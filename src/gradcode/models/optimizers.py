@@ -6,8 +6,10 @@
   theta_t = 2 / (t + 2);  y = (1 - theta_t) w_t + theta_t u_t;  w_{t+1} = y - lr g(w_t);
   u_{t+1} = w_t + (w_{t+1} - w_t) / theta_t.  (u_0 = w_0; their code starts u_0 = 0 = w_0.)
 * :class:`Momentum`: heavy ball, v <- beta v + g, w <- w - lr v.
-* :class:`TorchOptimizer`: any ``torch.optim`` optimiser on one flat parameter tensor.
-* :class:`OptaxOptimizer`: any optax ``GradientTransformation`` (``init``/``update``).
+* :class:`TorchOptimizer`: any ``torch.optim`` optimiser (an instance on the model's
+  parameters, a class or a factory); its state stays on the master.
+* :class:`OptaxOptimizer`: any optax ``GradientTransformation`` (``init``/``update``),
+  on the parameter pytree when given its template.
 
 Example:
     >>> import numpy as np, gradcode as gc
@@ -133,40 +135,77 @@ class Momentum(_VectorStateOptimizer):
 
 
 class TorchOptimizer(Optimizer):
-    """A ``torch.optim`` optimiser driving one flat float64 parameter tensor.
+    """A ``torch.optim`` optimiser on the flat parameter vector; its state stays here,
+    on the master.
+
+    Three ways to give it:
+
+    * a ``torch.optim.Optimizer`` INSTANCE, as written for plain PyTorch, e.g.
+      ``torch.optim.Adam(model.parameters(), lr=1e-3)`` (any parameter groups): each
+      step writes the flat parameters into those tensors (in ``module.parameters()``
+      order when ``module`` is given, else in the order of the optimiser's groups), sets
+      their ``.grad`` from the decoded gradient, calls ``step()`` and reads them back;
+    * a ``torch.optim.Optimizer`` subclass, built with ``lr`` on one flat tensor;
+    * a callable ``[tensor] -> optimizer``.
+
+    The flat tensor keeps the dtype of the parameters it is given (float32 for a default
+    :func:`gradcode.problems.torch_problem`); an instance uses its tensors' dtype.
 
     Args:
-        factory: a ``torch.optim.Optimizer`` subclass (built with ``lr``) or a callable
-            ``[tensor] -> optimizer``.
+        factory: an optimiser instance, class or factory (see above).
         lr: learning rate for a class ``factory``.
+        module: with an instance: the ``torch.nn.Module`` whose ``parameters()`` order
+            the flat vector follows (the :func:`torch_problem`'s module).
+
+    Raises:
+        ValueError: the instance's parameters do not add up to the vector's length.
     """
 
     name = "torch"
 
-    def __init__(self, factory: Any, lr: float | None = None) -> None:
-        self.factory, self.lr = factory, lr
+    def __init__(self, factory: Any, lr: float | None = None, *, module: Any = None) -> None:
+        self.factory, self.lr, self.module = factory, lr, module
         self.opt: Any = None
-        self.p: Any = None
+        self.tensors: list[Any] = []
 
     def reset(self, params: np.ndarray) -> None:
         import torch
-        self.p = torch.nn.Parameter(torch.tensor(np.asarray(params, dtype=np.float64)))
-        if isinstance(self.factory, type):
-            kwargs = {} if self.lr is None else {"lr": self.lr}
-            self.opt = self.factory([self.p], **kwargs)
+        params = np.asarray(params)
+        if hasattr(self.factory, "param_groups"):          # an optimiser instance
+            self.opt = self.factory
+            self.tensors = list(self.module.parameters()) if self.module is not None else \
+                [p for g in self.opt.param_groups for p in g["params"]]
+            size = sum(int(p.numel()) for p in self.tensors)
+            if size != params.size:
+                raise ValueError(f"TorchOptimizer: the optimiser's parameters hold {size} "
+                                 f"numbers but the parameter vector has {params.size}; build "
+                                 f"it on the problem's module.parameters()")
         else:
-            self.opt = self.factory([self.p])
+            p = torch.nn.Parameter(torch.tensor(params))
+            self.tensors = [p]
+            if isinstance(self.factory, type):
+                kwargs = {} if self.lr is None else {"lr": self.lr}
+                self.opt = self.factory([p], **kwargs)
+            else:
+                self.opt = self.factory([p])
         self.name = f"torch:{type(self.opt).__name__}"
 
     def step(self, params: np.ndarray, grad: np.ndarray, t: int) -> np.ndarray:
         import torch
+        from torch.nn.utils import parameters_to_vector, vector_to_parameters
         if self.opt is None:
             self.reset(params)
+        dtype = self.tensors[0].dtype
         with torch.no_grad():
-            self.p.copy_(torch.as_tensor(np.asarray(params, dtype=np.float64)))
-        self.p.grad = torch.as_tensor(np.asarray(grad, dtype=np.float64)).clone()
+            vector_to_parameters(torch.as_tensor(np.asarray(params)).to(dtype), self.tensors)
+        flat = torch.as_tensor(np.asarray(grad)).to(dtype)
+        offset = 0
+        for p in self.tensors:
+            size = int(p.numel())
+            p.grad = flat[offset:offset + size].view_as(p).clone()
+            offset += size
         self.opt.step()
-        return self.p.detach().numpy().copy()
+        return parameters_to_vector(self.tensors).detach().cpu().numpy().copy()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         import torch
@@ -202,24 +241,42 @@ class TorchOptimizer(Optimizer):
 
 
 class OptaxOptimizer(Optimizer):
-    """An optax ``GradientTransformation`` (anything with ``init`` and ``update``)."""
+    """An optax ``GradientTransformation`` (anything with ``init`` and ``update``).
+
+    With ``params0`` (the parameter pytree of a :func:`gradcode.problems.jax_problem`) the
+    transformation sees the pytree, as in plain JAX code (per-leaf masks, labels and
+    clipping work); without it, the flat vector. The result keeps the parameters' dtype.
+    """
 
     name = "optax"
 
-    def __init__(self, tx: Any) -> None:
+    def __init__(self, tx: Any, params0: Any = None) -> None:
         self.tx = tx
+        self.params0 = params0
         self.state: Any = None
+        self._unravel: Any = None
+
+    def _tree(self, flat: np.ndarray) -> Any:
+        import jax.numpy as jnp
+        return jnp.asarray(flat) if self._unravel is None else self._unravel(jnp.asarray(flat))
 
     def reset(self, params: np.ndarray) -> None:
-        import jax.numpy as jnp
-        self.state = self.tx.init(jnp.asarray(params))
+        if self.params0 is not None:
+            from jax.flatten_util import ravel_pytree
+            self._unravel = ravel_pytree(self.params0)[1]
+        self.state = self.tx.init(self._tree(np.asarray(params)))
 
     def step(self, params: np.ndarray, grad: np.ndarray, t: int) -> np.ndarray:
-        import jax.numpy as jnp
+        import jax
+        from jax.flatten_util import ravel_pytree
+        params = np.asarray(params)
         if self.state is None:
             self.reset(params)
-        updates, self.state = self.tx.update(jnp.asarray(grad), self.state, jnp.asarray(params))
-        return np.asarray(params, dtype=np.float64) + np.asarray(updates, dtype=np.float64)
+        tree = self._tree(params)
+        updates, self.state = self.tx.update(self._tree(np.asarray(grad, params.dtype)),
+                                             self.state, tree)
+        new = jax.tree_util.tree_map(lambda p, u: p + u, tree, updates)  # apply_updates
+        return np.asarray(ravel_pytree(new)[0], dtype=params.dtype)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         import jax
@@ -240,7 +297,8 @@ OPTIMIZERS = {"gd": GD, "nesterov": Nesterov, "momentum": Momentum}
 
 def make_optimizer(optimizer: Any, lr: float | None, **options: Any) -> Optimizer:
     """Build an optimiser from a name (``"gd"``, ``"nesterov"``, ``"momentum"``), an
-    :class:`Optimizer`, a ``torch.optim`` class or factory, or an optax transformation.
+    :class:`Optimizer`, a ``torch.optim`` optimiser (instance, class or factory), or an
+    optax transformation.
 
     Raises:
         ValueError: unknown name (valid ones listed), or a built-in without ``lr``.
@@ -257,6 +315,8 @@ def make_optimizer(optimizer: Any, lr: float | None, **options: Any) -> Optimize
         return OPTIMIZERS[optimizer](lr, **options)
     if hasattr(optimizer, "init") and hasattr(optimizer, "update"):
         return OptaxOptimizer(optimizer)
+    if hasattr(optimizer, "param_groups") and hasattr(optimizer, "step"):
+        return TorchOptimizer(optimizer)             # a torch.optim.Optimizer instance
     if callable(optimizer):
         return TorchOptimizer(optimizer, lr)
     raise TypeError(f"optimizer must be a name, a gradcode Optimizer, a torch.optim class or "

@@ -23,7 +23,7 @@ is the beacons plus the n STOP messages (:class:`Messages`).
 
 :class:`NestedMaster` and :class:`WorkerAccumulator` are shared by the event-driven
 simulation here (:func:`simulate_round`) and by the real-process runner
-(:mod:`gradcode.protocols.nested_local`).
+(:class:`gradcode.protocols.nested_scheme.NestedRound`, the same on every backend).
 
 References:
     [1] L. Massny, C. Hofmeister, M. Egger, R. Bitar, A. Wachter-Zeh, "Nested gradient

@@ -1,51 +1,48 @@
-"""Nested gradient codes in :func:`gradcode.training.train`: the scheme and its round.
+"""Nested gradient codes in :func:`gradcode.training.train`: the worker task, the
+master's round protocol and the scheme, written once for every host.
 
-``gc.schemes.nested(code)`` returns a :class:`NestedScheme`; ``train`` calls its
-:meth:`NestedScheme.run_round` instead of the generic arrival loop. One round follows the
-protocol of :mod:`gradcode.protocols.nested` ([design], docs/theory.md, T29): worker i
-computes the partitions of its order pi_i one after the other and sends a PROGRESS
-beacon after each; at the first instant some level is decodable the
-master (:class:`~gradcode.protocols.nested.NestedMaster`) sends STOP(level) to every
-worker; the asked workers send one vector each and the master decodes exactly
+``gc.schemes.nested(code)`` returns a :class:`NestedScheme`; its rounds run the protocol
+of :mod:`gradcode.protocols.nested` ([design], docs/theory.md, T29):
+worker i computes the partitions of its order pi_i one after the other and sends a
+PROGRESS beacon after each; at the first instant some level is decodable the master
+(:class:`~gradcode.protocols.nested.NestedMaster`) sends STOP(level) to every worker;
+the asked workers send one vector each and the master decodes exactly
 (:func:`~gradcode.protocols.nested.decode_vectors`).
 
-Timing model (both backends): the delay model's draw for worker i in round t is the
-delay a scheme with this code's load would see, d_i = model.sample(t, load)_i with
-load_i = s_max + 1 (the row support of the top level); it is spread evenly over the
-worker's s_max + 1 tasks, so task m ends at m d_i / (s_max + 1) = m u_i, with u_i the
-model's per-partition draw for the load-linear models (d_i = load_i u_i: every parametric
-model of :mod:`gradcode.stragglers`; a ``Trace`` without ``scale_by_load`` is spread too).
-A fixed GC(n, s) on the same draws finishes at the (n - s)-th smallest (s + 1) u_i, so
-on every round the nested time is min over the levels of the fixed codes' times
-(:func:`gradcode.latency.nested_path_latency`).
+* :class:`NestedTask` is the worker side (a :class:`gradcode.backends.base.WorkerTask`):
+  on real workers (local processes, Ray actors) it computes, emits ``"progress"`` beacons
+  and answers STOP messages (``host.send(worker, level)``, -1: nothing) with a
+  ``"vector"`` event ``(level, acc_level)``; on the virtual clock its beacons are
+  scheduled at the same times and a STOP is answered at once. ``NestedTask(code,
+  fixed=s)`` instead computes the first s + 1 tasks and returns its level-s vector as a
+  plain result, without beacons: with the level-s code B^(s) (a fixed GC(n, s)) and the
+  plain round this is the fixed code on the nested code's workers and timing.
+* :class:`NestedRound` is the master side (a :class:`gradcode.engine.rounds.RoundProtocol`),
+  the same on every host. Simultaneous events (``Event.more``, virtual clock) are applied
+  together; when several levels become decodable at once the smallest is chosen.
 
-* ``simulated``: :func:`gradcode.protocols.nested.simulate_round` on those task times (no
-  link delay): the round time is the decision instant, the gradient is decoded from the
-  asked workers' level vectors.
-* ``local``: the workers run :class:`NestedTask` (installed as the backend's
-  ``task_factory`` by :meth:`NestedScheme.prepare_backend`): after each partition they
-  sleep until m u_i (time-scaled) has passed since the round started and emit a
-  ``"progress"`` beacon; the master's STOP is ``backend.stop_round(assignment)``
-  (``{worker: level}``), the vectors come back as ``"vector"`` messages; a final
-  ``stop_round()`` releases the others. A worker that dies (or errs) is dropped from the
-  :class:`NestedMaster`; if it was asked for a vector the master decides again and asks
-  the new workers. The round time is when the last needed vector arrived.
-* ``ray``: the same protocol on the actors (:meth:`gradcode.backends.ray.RayBackend.
-  run_nested_round`): each worker's ``nested_round`` is a Ray streaming generator yielding
-  one PROGRESS beacon per task (same timing as local), STOP(level) is
-  ``backend.stop_round({worker: level})`` (an actor call ``nested_stop`` whose answer is
-  the worker's level vector), a dead actor is a dead worker. The master side
-  (:class:`_LocalRound`) is the local one.
-* other backends: not supported (``NotImplementedError``).
+Timing model (every host): the delay model's draw for worker i in round t is the delay a
+scheme with this code's load would see, d_i = model.sample(t, load)_i with load_i =
+s_max + 1; it is spread evenly over the worker's s_max + 1 tasks, so task m ends at
+m d_i / (s_max + 1) = m u_i, with u_i the model's per-partition draw for the load-linear
+models. A fixed GC(n, s) on the same draws finishes at the (n - s)-th smallest (s + 1) u_i,
+so on the virtual clock the nested round time is the minimum over the levels of the
+fixed codes' times (:func:`gradcode.latency.nested_path_latency`).
+
+When the top level cannot be reached any more (more than s_max workers dead, failed or
+dropped this round), no level decodes exactly. As an exact scheme falls back to optimal
+decoding of its responders, the master then waits until every live worker has finished
+its tasks (or was stopped), asks each for the highest level it completed, and decodes
+the vectors it gets optimally: weights a minimising ||C^T a - 1|| with C the rows of
+those levels' codes (decoder ``"nested-fallback(optimal)"``; the history's ``fallback``
+column is True and ``train`` logs it once). The round timeout bounds the wait.
 
 History columns added to every row of a nested run (``RoundResult.extra``):
-``nested_level`` (the level s used, -1 when the round could not decode; dyadic FRC: the
-largest block size used - 1), ``nested_decide_time`` (when the master decided),
-``nested_beacons``, ``nested_stops``, ``nested_vectors``, ``nested_extra_messages``
-(beacons + STOPs: what a fixed code does not send), ``nested_extra_bytes``,
-``nested_vector_bytes`` (message sizes of :mod:`gradcode.protocols.nested`) and
-``nested_work`` (partitions computed: all tasks finished by STOP when simulated, the
-tasks reported at the decision on real workers).
+``nested_level`` (the level s used, -1 when no level decoded; dyadic FRC: the largest
+block size used - 1), ``nested_decide_time``, ``nested_beacons``, ``nested_stops``,
+``nested_vectors``, ``nested_extra_messages`` (beacons + STOPs: what a fixed code does
+not send), ``nested_extra_bytes``, ``nested_vector_bytes`` and ``nested_work`` (tasks
+reported at the decision).
 
 Example:
     >>> import gradcode as gc
@@ -55,26 +52,30 @@ Example:
     >>> h = gc.training.train(prob, scheme, rounds=3, delays=gc.stragglers.Exponential(seed=0))
     >>> bool(h.final["grad_rel_error"] < 1e-9), h.final["nested_level"] in (0, 1, 2)
     (True, True)
+
+References:
+    [1] L. Massny, C. Hofmeister, M. Egger, R. Bitar, A. Wachter-Zeh, "Nested gradient
+        codes for straggler mitigation in distributed machine learning",
+        arXiv:2212.08580, 2022.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..backends.base import RoundInfo
-from ..backends.local import LocalBackend
+from ..backends.base import CodedRows, RowRef, Schedule
 from ..codes.nested import is_nested
 from ..core.code import Code
 from ..core.decoders import Decoding, exact
+from ..engine.rounds import RoundProtocol, RoundResult, run_round
 from ..engine.schemes import Scheme
-from ..engine.training import RoundResult
 from ..engine.wait import until_decodable
+from ..models.problems import gradient_at
 from .nested import (
     BEACON_BYTES,
     STOP_BYTES,
@@ -84,64 +85,123 @@ from .nested import (
     NestedMaster,
     WorkerAccumulator,
     decode_vectors,
-    simulate_round,
+    level_vector,
 )
 
-__all__ = ["NestedScheme", "NestedTask", "NestedTaskFactory", "nested"]
+__all__ = ["NestedRound", "NestedScheme", "NestedTask", "nested"]
 
 
-# --------------------------------------------------------------------------- the scheme
-class NestedScheme(Scheme):
-    """A :class:`gradcode.schemes.Scheme` whose rounds run the nested protocol (build it
-    with :func:`gradcode.schemes.nested`). ``decoder``/``wait`` are only labels here,
-    except ``wait.deadline``, the per-round time limit."""
+# --------------------------------------------------------------------------- worker side
+class _NestedRunner:
+    """One worker's nested task on real workers (see :class:`NestedTask`)."""
 
-    def prepare_backend(self, backend: Any) -> None:
-        """Before ``backend.start``: install the nested worker task on a local backend.
+    def __init__(self, worker: int, parts: Sequence[tuple[int, Any, Any]],
+                 template: WorkerAccumulator, fixed: int | None) -> None:
+        by_partition = {int(j): part for j, _, part in parts}
+        order = template.order if fixed is None else template.order[: fixed + 1]
+        missing = [int(j) for j in order if int(j) not in by_partition]
+        if missing:
+            raise ValueError(f"NestedTask: worker {worker} lacks partitions {missing} of its "
+                             f"order (the code's row must cover the order)")
+        self.worker, self.fixed, self.template = int(worker), fixed, template
+        self.parts = [by_partition[int(j)] for j in order]
 
-        Raises:
-            ValueError: the local backend already has a custom (non-nested) task_factory.
-            NotImplementedError: the backend is neither simulated, local nor ray (raised
-                before any worker starts).
-        """
-        if callable(getattr(backend, "sample_delays", None)):
-            return                                          # simulated: nothing to install
-        if callable(getattr(backend, "run_nested_round", None)):
-            return                                          # ray: the actors have it
-        if not isinstance(backend, LocalBackend):
-            raise NotImplementedError(
-                f"scheme {self.name!r}: the nested protocol runs on the 'simulated' and "
-                f"'local' backends and on 'ray', not on "
-                f"{getattr(backend, 'name', type(backend).__name__)!r}")
-        current = backend.task_factory
-        if current is not None and not isinstance(current, NestedTaskFactory):
-            raise ValueError(f"scheme {self.name!r}: the backend has a custom task_factory "
-                             f"({current!r}); the nested protocol needs its own worker task")
-        backend.task_factory = NestedTaskFactory(self.code)
+    def __call__(self, params: np.ndarray, ctx: Any) -> np.ndarray | None:
+        unit = ctx.delay / len(self.parts)     # the round's delay spread over the tasks
+        ctx.delay = 0.0                        # injected here, per task: none after return
+        acc = copy.copy(self.template)         # fresh accumulators (order/coef shared)
+        message = None
+        for m, part in enumerate(self.parts, 1):
+            if ctx.cancelled():
+                return None
+            acc.add(np.asarray(gradient_at(part, params, ctx.round), dtype=np.float64))
+            left = max(0.0, ctx.started + m * unit - ctx.clock())
+            if self.fixed is not None:
+                if left > 0 and ctx.pause(left):
+                    return None
+                continue
+            message = ctx.receive(left)        # STOP (or cancel) during task m ends it
+            if message is not None or ctx.cancelled():
+                break
+            ctx.emit("progress", m)
+        if self.fixed is not None:
+            return acc.vector(self.fixed)
+        self._serve(acc, message, ctx)
+        return None
 
-    def run_round(self, backend: Any, round: int, params: np.ndarray) -> RoundResult:
-        """One round of the nested protocol on a started backend (see module docstring).
-
-        Raises:
-            NotImplementedError: the backend is neither simulated, local nor ray.
-        """
-        if callable(getattr(backend, "sample_delays", None)):
-            return _simulated_round(self, backend, round, params)
-        if isinstance(backend, LocalBackend) and isinstance(backend.task_factory,
-                                                            NestedTaskFactory):
-            return _local_round(self, backend, round, params)
-        if callable(getattr(backend, "run_nested_round", None)):
-            return _ray_round(self, backend, round, params)
-        raise NotImplementedError(
-            f"scheme {self.name!r}: the nested protocol runs on the 'simulated' backend, on "
-            f"a 'local' one prepared by prepare_backend() and on 'ray', not on "
-            f"{getattr(backend, 'name', type(backend).__name__)!r}")
+    @staticmethod
+    def _serve(acc: WorkerAccumulator, message: Any, ctx: Any) -> None:
+        """Answer STOP(level) messages with the level's vector until the round ends."""
+        sent: set[int] = set()
+        while True:
+            if message is None:
+                message = ctx.receive(None)
+                if message is None:
+                    return                     # cancelled or superseded
+            level, message = int(message), None
+            if level >= 0 and level not in sent and acc.done >= level + 1:
+                sent.add(level)
+                ctx.emit("vector", (level, acc.vector(level)))
 
 
-def _unit_times(code: Code, delays: np.ndarray) -> np.ndarray:
-    """Per-task time u_i = d_i / load_i (inf stays inf)."""
-    load = code.row_support.astype(np.float64)
-    return np.asarray(delays, dtype=np.float64) / load
+class NestedTask:
+    """The nested protocol's worker task, for every host (see the module docstring).
+
+    Args:
+        code: the nested code (``gc.codes.nested``).
+        fixed: None (the nested protocol) or a level s: compute the first s + 1 tasks and
+            return the level-s vector as the round's result (run it with the level-s
+            code, ``code.meta["level_codes"][i]``, and the plain round).
+
+    Holds one empty :class:`~gradcode.protocols.nested.WorkerAccumulator` per worker
+    (its order and level coefficients) and the level codes, and is picklable.
+    """
+
+    def __init__(self, code: Code, fixed: int | None = None) -> None:
+        if not is_nested(code):
+            raise TypeError(f"NestedTask: code must be a nested code from gc.codes.nested(..."
+                            f"), got {getattr(code, 'name', type(code).__name__)!r}")
+        levels = tuple(code.meta["levels"])
+        if fixed is not None and fixed not in levels:
+            raise ValueError(f"NestedTask: fixed={fixed!r} must be None or one of the "
+                             f"levels {levels}")
+        self.code_name, self.fixed, self.levels = code.name, fixed, levels
+        self.level_codes = list(code.meta["level_codes"])
+        self.nested_code = code
+        self.templates = [WorkerAccumulator(code, i) for i in range(code.n)]
+        self.streams = fixed is None
+
+    def bind(self, worker: int, parts: Sequence[tuple[int, Any, Any]]) -> _NestedRunner:
+        return _NestedRunner(worker, parts, self.templates[worker], self.fixed)
+
+    def simulate(self, code: Any, G: np.ndarray, delays: np.ndarray,
+                 asked: np.ndarray) -> Schedule:
+        """Beacon m of worker i at m u_i (u_i = d_i / tasks); fixed: the level-s vector
+        at d_i, as a lazy row of B^(s) G."""
+        if self.fixed is not None:
+            rows = CodedRows(self.level_codes[self.levels.index(self.fixed)].B, G)
+            order = asked[np.argsort(delays[asked], kind="stable")]
+            return Schedule(delays[order], order, "result",
+                            lambda e: RowRef(rows, int(order[e])))
+        tasks = self.levels[-1] + 1
+        unit = delays[asked] / tasks
+        m = np.tile(np.arange(1, tasks + 1), asked.size)
+        workers = np.repeat(asked, tasks)
+        times = np.repeat(unit, tasks) * m
+        order = np.lexsort((m, workers, times))
+        m, workers, times = m[order], workers[order], times[order]
+        return Schedule(times, workers, "progress", lambda e: int(m[e]))
+
+    def answer(self, code: Any, G: np.ndarray, worker: int,
+               message: Any) -> tuple[list[tuple[str, Any]], bool]:
+        """STOP(level): the level's vector now (level -1: nothing); beacons end."""
+        level = int(message)
+        if level < 0:
+            return [], True
+        return [("vector", (level, level_vector(self.nested_code, worker, level, G)))], True
+
+    def __repr__(self) -> str:
+        return f"NestedTask({self.code_name}, fixed={self.fixed})"
 
 
 def _decoding(code: Code, decision: Decision) -> Decoding:
@@ -160,242 +220,183 @@ def _decoding(code: Code, decision: Decision) -> Decoding:
     return Decoding(weights=weights, alpha=alpha, error=float(np.sum(np.abs(alpha - 1) ** 2)))
 
 
-def _extra(decision: Decision | None, decide_time: float, msgs: Messages,
-           work: int) -> dict:
-    return {"nested_level": -1 if decision is None else int(decision.level),
-            "nested_decide_time": float(decide_time),
+def _fallback_decoding(code: Code, asked: dict[int, int], vectors: dict[tuple[int, int],
+                       np.ndarray]) -> tuple[np.ndarray, Decoding, list[int]]:
+    """Optimal decoding of level vectors of mixed levels: min ||C^T a - 1|| over a, with
+    C the rows of the levels' codes (least squares, minimum norm)."""
+    level_codes, levels = code.meta["level_codes"], code.meta["levels"]
+    got = [(w, s) for w, s in sorted(asked.items()) if (w, s) in vectors]
+    C = np.array([level_codes[levels.index(s)].B[[w]].toarray()[0] for w, s in got])
+    a = np.linalg.lstsq(C.T, np.ones(code.k), rcond=None)[0]
+    weights = np.zeros(code.n)
+    weights[[w for w, _ in got]] = a
+    alpha = C.T @ a
+    g_hat = np.sum([a[i] * vectors[key] for i, key in enumerate(got)], axis=0)
+    dec = Decoding(weights=weights, alpha=alpha, error=float(np.sum(np.abs(alpha - 1) ** 2)))
+    return g_hat, dec, [w for w, _ in got]
+
+
+class NestedRound(RoundProtocol):
+    """The master side of one nested round, the same on every host (see the module
+    docstring): beacons into a :class:`NestedMaster`, STOP(level) at the first
+    decodable instant, exact decoding of the asked vectors, or the fallback."""
+
+    def __init__(self, scheme: NestedScheme, host: Any, dim: int) -> None:
+        self.code, self.host, self.dim = scheme.code, host, int(dim)
+        self.deadline = scheme.wait.deadline
+        self.master = NestedMaster(self.code)
+        self.msgs = Messages()
+        self.vectors: dict[tuple[int, int], np.ndarray] = {}
+        self.arrival: list[int] = []
+        self.decision: Decision | None = None
+        self.decide_time = math.nan
+        self.done_time = math.nan
+        self.work = 0
+        self.live: set[int] = set()
+        self.stopped: set[int] = set()
+        self.fallback: dict[int, int] | None = None      # worker -> level asked
+        self.draining = False
+
+    def begin(self, asked: np.ndarray) -> bool:
+        self.live = {int(w) for w in asked}
+        for i in range(self.code.n):
+            if i not in self.live:
+                self.master.mark_dead(i)           # dead, or failed this round
+        return not self.live
+
+    def on_event(self, event: Any) -> bool:
+        w, kind = int(event.worker), event.kind
+        if kind == "timer":
+            return True
+        if kind == "progress":
+            self.msgs.beacons += 1
+            self.master.progress(w, int(event.value))
+        elif kind == "vector":
+            self._vector(w, event.value)
+        elif kind in ("dead", "dropped", "result"):
+            self.master.mark_dead(w)
+            self.live.discard(w)
+        if event.more:
+            return False                           # apply simultaneous events together
+        done = self._advance(float(event.time))
+        if done:
+            self.done_time = float(event.time)
+        return done
+
+    def _vector(self, w: int, payload: Any) -> None:
+        level, value = payload
+        value = np.asarray(value)
+        self.msgs.vectors += 1
+        self.msgs.vector_bytes += VECTOR_HEADER_BYTES + value.nbytes
+        if value.shape != (self.dim,) or not np.all(np.isfinite(value)):
+            self.host.round_info.dropped.append(
+                (w, f"nested vector of shape {value.shape} or not finite"))
+            self.master.mark_dead(w)
+            self.live.discard(w)
+        else:
+            self.vectors[(w, int(level))] = value
+            self.arrival.append(w)
+
+    def _send(self, assignment: dict[int, int], everyone: bool) -> None:
+        targets = sorted(self.live) if everyone else sorted(assignment)
+        for w in targets:
+            if w in self.live:
+                self.host.send(w, int(assignment.get(w, -1)))
+                self.msgs.stops += 1
+                self.stopped.add(w)
+
+    def _advance(self, now: float) -> bool:
+        if self.fallback is not None:
+            return all(key in self.vectors or key[0] not in self.live
+                       for key in self.fallback.items())
+        if self.draining:
+            return self._drain()
+        if self.decision is not None and all(
+                key in self.vectors for key in self.decision.assignment.items()):
+            return True
+        if self.decision is None or any(w not in self.live for w in self.decision.assignment):
+            decision = self.master.decision()
+            if decision is None:
+                if not self.master.possible():
+                    self.draining = True
+                    return self._drain()
+                return False
+            new = {w: s for w, s in decision.assignment.items()
+                   if (w, s) not in self.vectors}
+            first = self.decision is None
+            if first:
+                self.decide_time = now
+                self.work = int(self.master.tasks.sum())
+            self.decision = decision
+            self._send(new, everyone=first)
+        return all(key in self.vectors for key in self.decision.assignment.items())
+
+    def _drain(self) -> bool:
+        """Top level out of reach: once every live worker finished or was stopped, ask
+        each for its highest completed level (the fallback)."""
+        tasks, levels = self.master.tasks, self.master.levels
+        if any(tasks[w] < self.master.tasks_max and w not in self.stopped for w in self.live):
+            return False
+        ask = {}
+        for w in sorted(self.live):
+            done = [s for s in levels if tasks[w] >= s + 1]
+            if done:
+                ask[w] = done[-1]
+        self.fallback = ask
+        for w in sorted(self.live):
+            if (w, ask.get(w, -1)) not in self.vectors:
+                self.host.send(w, int(ask.get(w, -1)))
+                self.msgs.stops += 1
+        return not ask
+
+    def finish(self, info: Any) -> RoundResult:
+        msgs = self.msgs
+        msgs.beacon_bytes = msgs.beacons * BEACON_BYTES
+        msgs.stop_bytes = msgs.stops * STOP_BYTES
+        decision = self.decision
+        end = self.done_time if not math.isnan(self.done_time) else float(info.end_time)
+        level = -1 if decision is None or self.fallback is not None else int(decision.level)
+        extra = _extra(level, self.decide_time, msgs, self.work)
+        if self.fallback is None and decision is not None and all(
+                key in self.vectors for key in decision.assignment.items()):
+            vectors = {w: self.vectors[(w, s)] for w, s in decision.assignment.items()}
+            g_hat = decode_vectors(self.code, decision, vectors)
+            responders = [w for w in dict.fromkeys(self.arrival) if w in decision.assignment]
+            return RoundResult(np.asarray(g_hat, dtype=np.float64),
+                               _decoding(self.code, decision), f"nested(s={decision.level})",
+                               responders, end, info, extra)
+        if self.fallback and any(key in self.vectors for key in self.fallback.items()):
+            g_hat, dec, used = _fallback_decoding(self.code, self.fallback, self.vectors)
+            responders = [w for w in dict.fromkeys(self.arrival) if w in used]
+            return RoundResult(np.asarray(g_hat, dtype=np.float64), dec,
+                               "nested-fallback(optimal)", responders, end, info, extra,
+                               fallback=True)
+        return RoundResult(np.zeros(self.dim), None, "nested", [], end, info, extra)
+
+
+def _extra(level: int, decide_time: float, msgs: Messages, work: int) -> dict:
+    return {"nested_level": level, "nested_decide_time": float(decide_time),
             "nested_beacons": msgs.beacons, "nested_stops": msgs.stops,
             "nested_vectors": msgs.vectors, "nested_extra_messages": msgs.extra_messages,
             "nested_extra_bytes": msgs.extra_bytes, "nested_vector_bytes": msgs.vector_bytes,
             "nested_work": int(work)}
 
 
-def _result(scheme: NestedScheme, decision: Decision | None, g_hat: np.ndarray | None,
-            responders: list[int], round_time: float, info: RoundInfo, decide_time: float,
-            msgs: Messages, work: int, dim: int) -> RoundResult:
-    extra = _extra(decision, decide_time, msgs, work)
-    if decision is None or g_hat is None:
-        return RoundResult(np.zeros(dim), None, "nested", [], round_time, info, extra)
-    return RoundResult(np.asarray(g_hat, dtype=np.float64), _decoding(scheme.code, decision),
-                       f"nested(s={decision.level})", responders, round_time, info, extra)
+# --------------------------------------------------------------------------- the scheme
+class NestedScheme(Scheme):
+    """A :class:`gradcode.schemes.Scheme` whose rounds run the nested protocol (build it
+    with :func:`gradcode.schemes.nested`). ``decoder``/``wait`` are only labels here,
+    except ``wait.deadline``, the per-round time limit; ``task`` is the
+    :class:`NestedTask`."""
 
+    def round_protocol(self, host: Any, round: int, params: Any) -> NestedRound:
+        return NestedRound(self, host, int(np.asarray(params).size))
 
-# --------------------------------------------------------------------------- simulated
-def _simulated_round(scheme: NestedScheme, backend: Any, round: int,
-                     params: np.ndarray) -> RoundResult:
-    code = scheme.code
-    tasks = code.meta["levels"][-1] + 1
-    unit = _unit_times(code, backend.sample_delays(round))
-    with np.errstate(invalid="ignore"):                  # 0 * inf never happens: m >= 1
-        times = unit[:, None] * np.arange(1, tasks + 1)[None, :]
-    G = backend.partition_gradients(params)
-    res = simulate_round(code, times, G)
-    info = RoundInfo(true_gradient=G.sum(axis=0))
-    deadline = scheme.wait.deadline
-    dim = int(np.asarray(params).size)
-    if res.decision is None or (deadline is not None and res.decide_time > deadline):
-        finite = times[np.isfinite(times)]
-        info.end_time = float(deadline) if deadline is not None else \
-            float(finite.max()) if finite.size else 0.0
-        backend.set_round_info(info)
-        return _result(scheme, None, None, [], info.end_time, info, math.nan, res.messages,
-                       int(res.tasks_done.sum()), dim)
-    info.end_time = res.time
-    backend.set_round_info(info)
-    return _result(scheme, res.decision, res.gradient, res.decision.responders.tolist(),
-                   res.time, info, res.decide_time, res.messages, int(res.tasks_done.sum()),
-                   dim)
-
-
-# --------------------------------------------------------------------------- local: worker
-class NestedTaskFactory:
-    """Picklable ``task_factory`` of the local backend: ``(worker, parts) -> NestedTask``.
-
-    Holds one empty :class:`~gradcode.protocols.nested.WorkerAccumulator` per worker (its
-    order and level coefficients), not the code.
-    """
-
-    def __init__(self, code: Code) -> None:
-        self.code_name = code.name
-        self.templates = [WorkerAccumulator(code, i) for i in range(code.n)]
-
-    def __call__(self, worker: int, parts: Sequence[tuple[int, Any, Any]]) -> NestedTask:
-        return NestedTask(worker, parts, self.templates[worker])
-
-    def __repr__(self) -> str:
-        return f"NestedTaskFactory({self.code_name})"
-
-
-class NestedTask:
-    """Worker side of the nested protocol on the local backend (runs in the worker).
-
-    Per round: compute the partitions of the order one by one into the level
-    accumulators; after partition m wait until m * delay / load has passed since the
-    round started (interruptible) and emit ``("progress", m)``; then serve STOP(level)
-    messages of this round (``("cancel", round, {worker: level})``), emitting
-    ``("vector", (level, acc_level))`` when asked, until the round is cancelled without
-    a message or superseded. Returns None (the vectors travel as messages).
-    """
-
-    def __init__(self, worker: int, parts: Sequence[tuple[int, Any, Any]],
-                 template: WorkerAccumulator) -> None:
-        by_partition = {int(j): part for j, _, part in parts}
-        missing = [int(j) for j in template.order if int(j) not in by_partition]
-        if missing:
-            raise ValueError(f"NestedTask: worker {worker} lacks partitions {missing} of its "
-                             f"order (the top level's row must cover the order)")
-        self.worker = int(worker)
-        self.parts = [by_partition[int(j)] for j in template.order]
-        self.template = template
-
-    def __call__(self, params: np.ndarray, ctx: Any) -> None:
-        unit = ctx.delay / len(self.parts)     # the round's delay spread over the tasks
-        ctx.delay = 0.0                        # injected here, per task: none after return
-        start = time.monotonic()
-        acc = copy.copy(self.template)         # fresh accumulators (order/coef shared)
-        for m, part in enumerate(self.parts, 1):
-            if ctx.should_stop():
-                break
-            acc.add(np.asarray(part.gradient(params), dtype=np.float64))
-            left = start + m * unit - time.monotonic()
-            if ctx.wait(None if math.isinf(left) else max(0.0, left)):
-                break                          # STOP (or a newer round) during task m
-            ctx.emit("progress", m)
-        sent: set[int] = set()
-        while ctx.wait(None):
-            msg = ctx.pending[0]
-            if msg[0] != "cancel":
-                return                         # next round / close: for the main loop
-            if msg[1] == ctx.round and msg[2] is None:
-                return                         # plain cancel: the round is over
-            ctx.pending.pop(0)
-            if msg[1] != ctx.round:
-                continue                       # stale
-            level = msg[2].get(self.worker)
-            if level is not None and level not in sent and acc.done >= level + 1:
-                sent.add(level)
-                ctx.emit("vector", (int(level), acc.vector(int(level))))
-
-
-# --------------------------------------------------------------------------- local: master
-class _LocalRound:
-    """Master side on real workers (local and ray backends): a policy state fed by
-    ``on_message``."""
-
-    def __init__(self, backend: Any, code: Code, deadline: float | None, dim: int) -> None:
-        self.backend, self.code, self.deadline, self.dim = backend, code, deadline, dim
-        self.master = NestedMaster(code)
-        for i in np.flatnonzero(~np.asarray(backend.alive, dtype=bool)):
-            self.master.mark_dead(i)
-        self.msgs = Messages()
-        self.vectors: dict[tuple[int, int], np.ndarray] = {}
-        self.arrival: list[int] = []
-        self.decision: Decision | None = None
-        self.decide_time = math.nan
-        self.work = 0
-        self.failed = False
-
-    def possible(self) -> bool:
-        """Whether the workers still counted could decode if they all finished."""
-        return self.master.possible()
-
-    def _stop(self, decision: Decision) -> None:
-        sent = self.backend.stop_round({int(w): int(s) for w, s in
-                                        decision.assignment.items()})
-        self.msgs.stops += int(sent) if isinstance(sent, (int, np.integer)) else \
-            int(np.count_nonzero(self.master.alive))
-
-    def on_message(self, arr: Any) -> bool:
-        """Handle one protocol message; True once every needed vector is in (or never)."""
-        w = int(arr.worker)
-        if arr.kind == "progress":
-            self.msgs.beacons += 1
-            self.master.progress(w, int(arr.value))
-        elif arr.kind == "vector":
-            level, value = arr.value
-            value = np.asarray(value)
-            self.msgs.vectors += 1
-            self.msgs.vector_bytes += VECTOR_HEADER_BYTES + value.nbytes
-            if value.shape != (self.dim,) or not np.all(np.isfinite(value)):
-                self.backend.round_info.dropped.append(
-                    (w, f"nested vector of shape {value.shape} or not finite"))
-                self.master.mark_dead(w)
-            else:
-                self.vectors[(w, int(level))] = value
-                self.arrival.append(w)
-        elif arr.kind in ("dead", "dropped"):
-            self.master.mark_dead(w)
-        if self.decision is None:
-            decision = self.master.decision()
-            if decision is None:
-                self.failed = not self.possible()
-                return self.failed
-            self.decision, self.decide_time = decision, float(arr.time)
-            self.work = int(self.master.tasks.sum())
-            self._stop(decision)
-        elif any(not self.master.alive[v] for v, s in self.decision.assignment.items()
-                 if (v, s) not in self.vectors):
-            # an asked worker died before sending: decide again, ask the new ones
-            decision = self.master.decision()
-            if decision is None:
-                self.failed = True
-                return True
-            self.decision = decision
-            self._stop(decision)
-        return all(key in self.vectors for key in self.decision.assignment.items())
-
-
-def _local_round(scheme: NestedScheme, backend: Any, round: int,
-                 params: np.ndarray) -> RoundResult:
-    def drive(state: _LocalRound) -> None:
-        stream = backend.run_round(round, params, state)
-        try:
-            for arr in stream:                            # the nested task yields none
-                raise RuntimeError(f"scheme {scheme.name!r}: worker {arr.worker} sent a "
-                                   f"plain {arr.kind!r}; the backend does not run NestedTask")
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
-
-    return _protocol_round(scheme, backend, params, drive)
-
-
-def _ray_round(scheme: NestedScheme, backend: Any, round: int,
-               params: np.ndarray) -> RoundResult:
-    templates = NestedTaskFactory(scheme.code).templates    # empty accumulators
-    return _protocol_round(scheme, backend, params, lambda state: backend.run_nested_round(
-        round, params, templates, state))
-
-
-def _protocol_round(scheme: NestedScheme, backend: Any, params: np.ndarray,
-                    drive: Any) -> RoundResult:
-    """The master side on real workers (local, ray): ``drive(state)`` runs the round,
-    feeding every protocol message to ``state.on_message``; then decode."""
-    code = scheme.code
-    dim = int(np.asarray(params).size)
-    state = _LocalRound(backend, code, scheme.wait.deadline, dim)
-    if not state.possible():                              # too many dead already
-        info = RoundInfo()
-        return _result(scheme, None, None, [], 0.0, info, math.nan, state.msgs, 0, dim)
-    try:
-        drive(state)
-    finally:
-        backend.stop_round()                              # release the idle workers
-    info = backend.round_info
-    msgs = state.msgs
-    msgs.beacon_bytes = msgs.beacons * BEACON_BYTES
-    msgs.stop_bytes = msgs.stops * STOP_BYTES
-    decision = state.decision
-    if decision is None or state.failed or not all(
-            key in state.vectors for key in decision.assignment.items()):
-        return _result(scheme, None, None, [], float(info.end_time), info, state.decide_time,
-                       msgs, state.work, dim)
-    vectors = {w: state.vectors[(w, s)] for w, s in decision.assignment.items()}
-    g_hat = decode_vectors(code, decision, vectors)
-    responders = [w for w in dict.fromkeys(state.arrival) if w in decision.assignment]
-    return _result(scheme, decision, g_hat, responders, float(info.end_time), info,
-                   state.decide_time, msgs, state.work, dim)
+    def run_round(self, host: Any, round: int, params: np.ndarray, *,
+                  round_timeout: float | None = None) -> RoundResult:
+        """One round of the nested protocol on a started host (see the module docstring)."""
+        return run_round(host, self.round_protocol(host, round, params), round, params,
+                         round_timeout=round_timeout)
 
 
 def nested(code: Code, *, deadline: float | None = None) -> Scheme:
@@ -403,9 +404,9 @@ def nested(code: Code, *, deadline: float | None = None) -> Scheme:
     order and beacon after each; the master picks the level at the first decodable
     instant, sends STOP(level), and decodes the asked vectors exactly.
 
-    Works with :func:`gradcode.training.train` on the ``"simulated"`` and ``"local"``
-    backends (see :mod:`gradcode.protocols.nested_scheme` for the timing model and the extra
-    history columns ``nested_level``, ``nested_extra_messages``, ``nested_extra_bytes``...).
+    Runs with :func:`gradcode.training.train` on every backend (``"simulated"``,
+    ``"local"``, ``"ray"``; see :mod:`gradcode.protocols.nested_scheme` for the timing
+    model, the fallback and the extra history columns).
 
     Args:
         code: a nested code, ``gc.codes.nested(n, levels, ...)``.
@@ -422,4 +423,5 @@ def nested(code: Code, *, deadline: float | None = None) -> Scheme:
     if not is_nested(code):
         raise TypeError(f"nested: code must be a nested code from gc.codes.nested(...), got "
                         f"{getattr(code, 'name', type(code).__name__)!r}")
-    return NestedScheme(code, "exact", until_decodable(deadline), name=f"nested({code.name})")
+    return NestedScheme(code, "exact", until_decodable(deadline), name=f"nested({code.name})",
+                        task=NestedTask(code))

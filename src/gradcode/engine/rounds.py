@@ -1,0 +1,225 @@
+"""Round protocols: the master side of one round, and the driver that runs one on a host.
+
+A round protocol (:class:`RoundProtocol`) is the master's half of a scheme's round. The
+driver :func:`run_round` is the same for every scheme and host
+(:class:`gradcode.backends.base.Host`):
+
+1. ``asked = host.broadcast(t, params)``; ``protocol.begin(asked)``;
+2. every event of ``host.events(limit)`` goes to ``protocol.on_event(event)`` (a result,
+   a beacon, a death, a dropped result, the timer), which may ``host.send`` messages and
+   returns True once the round is decided; ``limit`` is the smaller of the scheme's
+   deadline and the round timeout;
+3. ``host.cancel()``; ``protocol.finish(host.round_info)`` decodes (a
+   :class:`RoundResult`).
+
+:class:`PlainRound` is the coded round of gradient coding [1]: each worker sends
+f_i = sum_j B[i, j] g_j once, the scheme's wait policy says when to stop, the decoder
+turns the responders into weights a and g_hat = sum_i a_i f_i (exact schemes,
+approximate ones, ErasureHead [2] and deadline policies all use it). On the virtual
+clock the results are lazy rows of F = B G and g_hat = G^T (B^T a) is computed with one
+sparse product. The nested codes' protocol is
+:class:`gradcode.protocols.nested_scheme.NestedRound`.
+
+References:
+    [1] R. Tandon, Q. Lei, A. Dimakis, N. Karampatziakis, "Gradient coding",
+        arXiv:1612.03301, 2017.
+    [2] H. Wang, Z. Charles, D. Papailiopoulos, "ErasureHead", arXiv:1901.09671, 2019.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.linalg.blas import daxpy
+
+from ..backends.base import RowRef
+from ..codes.catalogue import resolve
+from ..core.errors import NotDecodableError
+
+__all__ = ["PlainRound", "RoundProtocol", "RoundResult", "decode_round", "run_round"]
+
+
+@dataclass
+class RoundResult:
+    """Outcome of one round.
+
+    Attributes:
+        g_hat: the decoded gradient estimate (zeros when nothing could be decoded).
+        decoding: the :class:`gradcode.Decoding` (None when nothing was decoded).
+        decoder: name of the decoder actually used (the fallback after NotDecodableError).
+        responders: workers used, in arrival order.
+        round_time: when the master stopped waiting (host clock, seconds).
+        info: the host's :class:`gradcode.backends.RoundInfo` for the round.
+        extra: protocol-specific history columns (e.g. the nested codes' ``nested_level``);
+            empty for the plain round.
+        ended: why the round ended: ``"decided"`` (the protocol was done),
+            ``"deadline"`` (the scheme's deadline), ``"timeout"`` (the round timeout),
+            ``"exhausted"`` (no worker could send anything more).
+        fallback: True when the decoder fell back (an exact scheme that lost more
+            workers than it tolerates, decoded by its fallback decoder).
+    """
+
+    g_hat: np.ndarray
+    decoding: Any
+    decoder: str
+    responders: list[int]
+    round_time: float
+    info: Any
+    extra: dict = field(default_factory=dict)
+    ended: str = "decided"
+    fallback: bool = False
+
+
+class RoundProtocol:
+    """Base class of the master side of a round (see the module docstring).
+
+    Attributes:
+        deadline: seconds after the broadcast at which the scheme stops waiting (None:
+            none; the round timeout still applies).
+    """
+
+    deadline: float | None = None
+
+    def begin(self, asked: np.ndarray) -> bool:
+        """The round was broadcast to ``asked``; True when it is decided already."""
+        return False
+
+    def on_event(self, event: Any) -> bool:
+        """React to one event; True once the round is decided."""
+        raise NotImplementedError
+
+    def finish(self, info: Any) -> RoundResult:
+        """Decode after the round ended (``info``: the host's RoundInfo)."""
+        raise NotImplementedError
+
+
+def run_round(host: Any, protocol: RoundProtocol, round: int, params: np.ndarray, *,
+              round_timeout: float | None = None) -> RoundResult:
+    """Run one round of ``protocol`` on a started host (see the module docstring).
+
+    Example:
+        >>> import numpy as np, gradcode as gc
+        >>> from gradcode.engine.rounds import PlainRound, run_round
+        >>> X, y = gc.data.synthetic_regression(40, 3, seed=0)
+        >>> prob = gc.problems.least_squares(X, y, k=4)
+        >>> scheme = gc.training.exact(gc.codes.fractional_repetition(n=4, s=1))
+        >>> be = gc.backends.SimulatedBackend()
+        >>> be.start(prob, scheme.code, delays=gc.stragglers.Exponential(1.0, seed=0))
+        >>> res = run_round(be, PlainRound(scheme, 3), 0, np.zeros(3))
+        >>> bool(np.allclose(res.g_hat, prob.full_gradient(np.zeros(3)), rtol=1e-12))
+        True
+    """
+    deadline = protocol.deadline
+    limit = deadline if round_timeout is None else \
+        round_timeout if deadline is None else min(deadline, round_timeout)
+    ended = "exhausted"
+    asked = host.broadcast(round, params)
+    try:
+        if protocol.begin(asked):
+            ended = "decided"
+        else:
+            stream = host.events(limit)
+            try:
+                for event in stream:
+                    if event.kind == "timer":
+                        ended = "deadline" if deadline is not None and \
+                            event.time >= deadline else "timeout"
+                    if protocol.on_event(event):
+                        if event.kind != "timer":
+                            ended = "decided"
+                        break
+            finally:
+                stream.close()
+    finally:
+        host.cancel()
+    result = protocol.finish(host.round_info)
+    result.ended = ended
+    return result
+
+
+def _name(decoder: Any) -> str:
+    return decoder if isinstance(decoder, str) else getattr(decoder, "__name__", "custom")
+
+
+def _combine(dec: Any, order: np.ndarray, values: dict[int, Any], dim: int) -> np.ndarray:
+    """sum_i a_i f_i over the responders with a nonzero weight."""
+    used = order[dec.weights[order] != 0]
+    first = values[int(used[0])] if used.size else None
+    if isinstance(first, RowRef) and all(
+            isinstance(values[int(i)], RowRef) and values[int(i)].rows is first.rows
+            for i in used):
+        weights = np.zeros_like(dec.weights)
+        weights[used] = dec.weights[used]
+        return first.rows.combine(weights)         # G^T (B^T a): F is never built
+    g_hat = np.zeros(dim, dtype=np.result_type(dec.weights.dtype, np.float64))
+    for i in used:
+        value = np.asarray(values[int(i)])
+        weight = dec.weights[i]
+        if (g_hat.dtype == np.float64 and value.dtype == np.float64 and value.ndim == 1
+                and value.shape == g_hat.shape and not np.iscomplexobj(weight)):
+            daxpy(value, g_hat, a=float(weight))   # in place: no temporary per responder
+        else:
+            g_hat += weight * value
+    return g_hat
+
+
+def decode_round(scheme: Any, responders: list[int],
+                 values: dict[int, Any], dim: int) -> tuple[np.ndarray, Any, str]:
+    """Decode one plain round: returns (g_hat, Decoding, name of the decoder used).
+
+    ``responders`` are in arrival order (ErasureHead's decoder uses it). When the scheme's
+    decoder raises :class:`NotDecodableError` its ``fallback`` decoder is used instead.
+    """
+    code = scheme.code
+    order = np.asarray(responders, dtype=np.int64)
+    used = _name(scheme.decoder)
+    try:
+        dec = scheme.decode_fn(code, order)
+    except NotDecodableError:
+        if scheme.fallback is None:
+            raise
+        dec = resolve(scheme.fallback)(code, order)
+        used = _name(scheme.fallback)
+    g_hat = _combine(dec, order, values, dim)
+    if np.iscomplexobj(g_hat):
+        g_hat = g_hat.real
+    return np.asarray(g_hat, dtype=np.float64), dec, used
+
+
+class PlainRound(RoundProtocol):
+    """The coded round: results into the scheme's wait policy, then decode.
+
+    Args:
+        scheme: a :class:`gradcode.schemes.Scheme`.
+        dim: the model's dimension.
+    """
+
+    def __init__(self, scheme: Any, dim: int) -> None:
+        self.scheme, self.dim = scheme, int(dim)
+        self.state = scheme.wait.start(scheme.code, scheme.decoder)
+        self.deadline = self.state.deadline
+        self.values: dict[int, Any] = {}
+        self.stop_time: float | None = None
+
+    def on_event(self, event: Any) -> bool:
+        if event.kind == "timer":
+            return True
+        if event.kind != "result":
+            return False                   # deaths and drops: the host stops waiting on them
+        self.values[event.worker] = event.value
+        if self.state.add(event.worker, event.time):
+            self.stop_time = float(event.time)
+            return True
+        return False
+
+    def finish(self, info: Any) -> RoundResult:
+        round_time = self.stop_time if self.stop_time is not None else float(info.end_time)
+        responders = list(self.state.responders)
+        primary = _name(self.scheme.decoder)
+        if not responders:
+            return RoundResult(np.zeros(self.dim), None, primary, responders, round_time, info)
+        g_hat, dec, used = decode_round(self.scheme, responders, self.values, self.dim)
+        return RoundResult(g_hat, dec, used, responders, round_time, info,
+                           fallback=used != primary)

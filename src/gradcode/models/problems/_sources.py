@@ -1,0 +1,91 @@
+"""Where a partition's samples come from: arrays sliced once, or a map-style dataset
+read item by item in the process that computes the gradient.
+
+* :class:`ArrayRows` holds partition j's rows of X and y (numpy arrays or torch tensors):
+  pickling it ships only those rows.
+* :class:`DatasetRows` holds a map-style dataset (``len`` and ``dataset[i] -> (x, y)``)
+  and partition j's indices; ``take`` reads only the requested items and collates them.
+  The dataset object itself is pickled, so it should be cheap to pickle (file paths, a
+  memory map, a lazily opened archive): each worker then loads only its partitions'
+  items, as a ``torch.utils.data.DataLoader`` worker would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ArrayRows", "DatasetRows", "numpy_collate"]
+
+
+def numpy_collate(items: list[Any]) -> tuple[np.ndarray, ...]:
+    """Stack a list of ``(x, y, ...)`` samples field by field into numpy arrays."""
+    return tuple(np.stack([np.asarray(v) for v in field]) for field in zip(*items))
+
+
+class ArrayRows:
+    """Rows ``index`` of ``(X, y)`` (numpy arrays or torch tensors), sliced at once."""
+
+    def __init__(self, X: Any, y: Any, index: np.ndarray | None = None) -> None:
+        if index is None:
+            self.X, self.y = X, y
+        else:
+            self.X, self.y = X[index], y[index]
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def take(self, rows: np.ndarray | None) -> tuple[Any, Any]:
+        """(X, y) of the local ``rows`` (None: all)."""
+        if rows is None:
+            return self.X, self.y
+        return self.X[rows], self.y[rows]
+
+    def chunks(self, size: int) -> Iterator[tuple[Any, Any]]:
+        for lo in range(0, len(self), size):
+            yield self.X[lo:lo + size], self.y[lo:lo + size]
+
+
+class DatasetRows:
+    """Items ``index`` of a map-style dataset, read (and collated) when asked for.
+
+    With ``cache=True`` the full partition, once read, is kept (full-batch rounds read
+    the dataset once per worker; minibatch rounds read only each round's rows).
+    """
+
+    def __init__(self, dataset: Any, index: np.ndarray, collate: Callable[[list], Any],
+                 cache: bool = True) -> None:
+        self.dataset, self.index, self.collate = dataset, np.asarray(index, np.int64), collate
+        self.cache = cache
+        self._all: Any = None
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_all"] = None
+        return state
+
+    def _read(self, idx: np.ndarray) -> tuple[Any, Any]:
+        batch = self.collate([self.dataset[int(i)] for i in idx])
+        return batch[0], batch[1]
+
+    def take(self, rows: np.ndarray | None) -> tuple[Any, Any]:
+        """(X, y) of the local ``rows`` (None: all), read from the dataset."""
+        if rows is None:
+            if self._all is None:
+                full = self._read(self.index)
+                if not self.cache:
+                    return full
+                self._all = full
+            return self._all
+        if self._all is not None:
+            return self._all[0][rows], self._all[1][rows]
+        return self._read(self.index[rows])
+
+    def chunks(self, size: int) -> Iterator[tuple[Any, Any]]:
+        for lo in range(0, len(self), size):
+            yield self._read(self.index[lo:lo + size])
