@@ -21,6 +21,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -302,11 +303,11 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
     sizes = np.full(k, total // k, dtype=np.int64)
     sizes[rng.permutation(k)[: total % k]] += 1
     lists = _greedy_blocks(rng, n, r, sizes)
-    smax = max(len(blk) for blk in lists)
+    lens = sizes[np.argsort(-sizes, kind="stable")]      # the greedy's block order
+    smax = int(lens[0])
     slot = np.full((k, smax), -1, dtype=np.int64)        # block j's workers, -1 pads
-    lens = np.array([len(blk) for blk in lists])
     slot[np.arange(smax) < lens[:, None]] = np.fromiter(
-        (p for blk in lists for p in blk), dtype=np.int64, count=total)
+        itertools.chain.from_iterable(lists), dtype=np.int64, count=total)
     ej = np.repeat(np.arange(k), lens)                    # incidence e = (block, position)
     ep = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
     proposals = min(sweeps * total, _MAX_PROPOSALS)
