@@ -223,6 +223,71 @@ def test_soft_bibd_same_matrix_as_before(params):
     assert code.meta["pair_counts"] == counts
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=hst.integers(4, 90), r=hst.integers(1, 5), seed=hst.integers(0, 2**31 - 1),
+       sweeps=hst.integers(0, 30), window_div=hst.sampled_from([1, 4, 16, 10**6]),
+       data=hst.data())
+def test_soft_bibd_batched_walk_matches_sequential_walk(n, r, seed, sweeps, window_div, data):
+    """The batched replay of the annealing walk (windows of level-scheduled steps, rolled
+    back on pair conflicts) gives the same code as the one-proposal-at-a-time loop."""
+    k = data.draw(hst.integers(r, min(n * r, 120)))
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(bibd_module, "_BATCHED_MAX_BLOCK", 10**9)
+        mp.setattr(bibd_module, "_WINDOW_DIV", window_div)
+        mp.setattr(bibd_module, "_BATCHED_MIN_K", 10**9)
+        seq = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+        mp.setattr(bibd_module, "_BATCHED_MIN_K", 0)
+        bat = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+    finally:
+        mp.undo()
+    assert _b_hash(bat) == _b_hash(seq)
+    assert bat.meta == seq.meta
+
+
+@pytest.mark.parametrize("n, k, r, seed", [(700, 700, 3, 0), (900, 600, 4, 1),
+                                           (1200, 1500, 2, 2)])
+def test_soft_bibd_batched_walk_matches_sequential_walk_at_scale(monkeypatch, n, k, r, seed):
+    monkeypatch.setattr(bibd_module, "_BATCHED_MIN_K", 10**9)
+    seq = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=20)
+    monkeypatch.setattr(bibd_module, "_BATCHED_MIN_K", 0)
+    bat = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=20)
+    assert _b_hash(bat) == _b_hash(seq)
+    assert bat.meta == seq.meta
+
+
+def _pair_objective(code):
+    """sum over i < i' of G[i, i']^2, G = B B^T: the quantity the walk minimises."""
+    B = code.toarray()
+    return int(np.sum(np.triu(B @ B.T, 1) ** 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=hst.integers(4, 40), r=hst.integers(2, 5), seed=hst.integers(0, 10**6),
+       sweeps=hst.integers(1, 15), data=hst.data())
+def test_soft_bibd_never_returns_a_state_worse_than_the_end_of_the_walk(n, r, seed, sweeps,
+                                                                        data):
+    """The kept state is restored only when its own objective beats the final one (the
+    walk used to compare with the best objective seen anywhere but restore the state
+    saved in the second half, which could be worse)."""
+    k = data.draw(hst.integers(r, min(n * r, 40)))
+    kept = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(bibd_module._walk, "best_state", lambda *args: None)
+        end = gc.codes.soft_bibd(n=n, k=k, r=r, seed=seed, sweeps=sweeps)
+    finally:
+        mp.undo()
+    assert _pair_objective(kept) <= _pair_objective(end)
+
+
+def test_soft_bibd_restore_keeps_the_better_state():
+    """(9, 12, 4, seed 3, 10 sweeps): the walk ends at objective 44; the previous
+    restore brought back an older state of objective 70."""
+    code = gc.codes.soft_bibd(n=9, k=12, r=4, seed=3, sweeps=10)
+    assert _pair_objective(code) == 44
+
+
 def _reference_greedy(rng, n, r, sizes):
     """The greedy start before the speed-up (frozen copy): one draw and one O(n)
     selection per block."""
@@ -252,6 +317,20 @@ def test_soft_bibd_greedy_start_matches_previous_loop(n, r, seed, data):
     old = _reference_greedy(rng, n, r, sizes)
     assert new == old
     assert rng.bit_generator.state == after_new          # the generator advanced alike
+
+
+@pytest.mark.parametrize("n, k, r, seed", [(3000, 3000, 3, 0), (2500, 1800, 4, 1),
+                                           (5000, 2000, 2, 2)])
+def test_soft_bibd_greedy_start_matches_previous_loop_over_many_chunks(n, k, r, seed):
+    """Several draws of rows and many runs per draw, degrees exhausted mid-run."""
+    total = n * r
+    rng = np.random.default_rng(seed)
+    sizes = np.full(k, total // k, dtype=np.int64)
+    sizes[rng.permutation(k)[: total % k]] += 1
+    state = rng.bit_generator.state
+    new = bibd_module._greedy_blocks(rng, n, r, sizes)
+    rng.bit_generator.state = state
+    assert new == _reference_greedy(rng, n, r, sizes)
 
 
 # --------------------------------------------------------------------------- optimal
@@ -310,3 +389,38 @@ def test_optimal_reuses_unchanged_large_blocks(monkeypatch):
     for m, dec in ((mask, first), (mask2, second)):
         np.testing.assert_allclose(dec.alpha, _dense_alpha(code, m), rtol=0, atol=1e-7)
     np.testing.assert_array_equal(second.weights[500:], first.weights[500:])
+
+
+def test_cgls_direct_kernel_matches_scipy_products(monkeypatch):
+    """The direct CSR kernel and ``A @ x`` give the same iterates, so the same solution."""
+    from gradcode.core import cgls as cgls_module
+
+    code = gc.codes.regularized_bernoulli(n=800, k=800, d=4, seed=4)
+    mask = np.random.default_rng(4).random(800) >= 0.1
+    BF = code.B[np.flatnonzero(mask)]
+    A, At = sp.csr_array(BF.T), sp.csr_array(BF)
+    args = (A, At, np.ones(800), 1e-10, float(sp.linalg.norm(A)), 10_000)
+    fast = cgls_module.cgls(*args)
+    monkeypatch.setattr(cgls_module, "_csr_matvec", None)
+    slow = cgls_module.cgls(*args)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    assert fast[1:] == slow[1:]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_optimal_alpha_within_the_documented_bound(seed):
+    """||alpha - alpha*|| <= ||B_F r|| / sigma_min <= 1e-10 ||B_F||_F max(||r||, 1) / sigma_min
+    (sigma_min: smallest non-zero singular value), alpha* from a dense SVD solve."""
+    rng = np.random.default_rng(seed)
+    code = gc.codes.regularized_bernoulli(n=600, k=600, d=4, seed=seed)
+    mask = rng.random(600) >= 0.1
+    dec = gc.decode(code, mask, "optimal")
+    BF = code.toarray()[mask]
+    sv = np.linalg.svd(BF, compute_uv=False)
+    sigma = sv[sv > sv[0] * 1e-12].min()
+    alpha_star = BF.T @ np.linalg.lstsq(BF.T, np.ones(600), rcond=None)[0]
+    r = 1.0 - dec.alpha
+    grad = np.linalg.norm(BF @ r)
+    bound = 1e-10 * np.linalg.norm(BF) * max(np.linalg.norm(r), 1.0) / sigma
+    assert grad <= 1e-10 * np.linalg.norm(BF) * max(np.linalg.norm(r), 1.0) * (1 + 1e-9)
+    assert np.linalg.norm(dec.alpha - alpha_star) <= grad / sigma + 1e-12 <= bound + 1e-12

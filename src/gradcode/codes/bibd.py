@@ -21,7 +21,7 @@ References:
 
 from __future__ import annotations
 
-import math
+import itertools
 import re
 from typing import Any
 
@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from ..core.code import Code
 from ..core.decoders import Decoding, _check_code, _finish, _memo, _responders
 from ..core.validate import as_rng, check_int
+from . import _soft_bibd_walk as _walk
 from . import designs
 from ._common import fmt_name, seed_param
 from .designs import Design, as_design
@@ -39,7 +40,11 @@ __all__ = ["bibd", "bibd_closed_form_error", "bibd_decoder", "bibd_structure", "
 
 _GRAM_CHECK_LIMIT = 5000       # user codes: Gram structure checked only up to this many rows
 _MAX_PROPOSALS = 500_000       # soft_bibd local-search cap
-_T0 = 1.5                      # soft_bibd annealing start temperature
+_GREEDY_FLOOR = 0.5            # greedy start: rows with a lower threshold use all n keys
+_GREEDY_RUN = 16               # greedy start: rows sharing one candidate extraction
+_BATCHED_MIN_K = 600           # soft_bibd: batched replay of the walk from this many blocks
+_BATCHED_MAX_BLOCK = 16        # ... and blocks of at most this many workers
+_WINDOW_DIV = 16               # batched replay: proposals per window = k / _WINDOW_DIV
 
 
 def bibd(design: Design | Any, v: int | None = None) -> Code:
@@ -116,51 +121,119 @@ def _named_design(text: str) -> Design:
         raise ValueError(f"bibd: design={text!r}: {exc}") from None
 
 
+def _greedy_row(u: np.ndarray, remaining: np.ndarray, level_count: np.ndarray, size: int
+                ) -> np.ndarray:
+    """One block of the greedy start from its n uniforms (the reference rule).
+
+    The block takes the ``size`` workers with the largest key remaining_i + u_i / 2. The
+    winners are almost always among the workers of the top degree whose u exceeds a
+    threshold keeping about 4 size + 32 of them: those few keys decide; when they cannot
+    (too few above the threshold, or a tie at the boundary) all n keys do.
+    """
+    top = int(np.flatnonzero(level_count)[-1])
+    if level_count[top] > size:
+        thresh = 1.0 - min(1.0, (4 * size + 32) / level_count[top])
+        cand = np.flatnonzero(u > thresh)
+        cand = cand[remaining[cand] == top]
+        if cand.size > size:
+            key = top + u[cand] * 0.5
+            part = np.argpartition(-key, size)
+            kth, nxt = key[part[size - 1]], key[part[size]]
+            best = key[part[:size]].min()
+            if best > nxt and best > top + thresh * 0.5 and kth == best:
+                chosen = cand[part[:size]]
+                level_count[top] -= size
+                level_count[top - 1] += size
+                remaining[chosen] -= 1
+                return chosen
+    key = remaining + u * 0.5
+    chosen = np.argpartition(-key, size - 1)[:size]
+    np.subtract.at(level_count, remaining[chosen], 1)
+    np.add.at(level_count, remaining[chosen] - 1, 1)
+    remaining[chosen] -= 1
+    return chosen
+
+
 def _greedy_blocks(rng: np.random.Generator, n: int, r: int, sizes: np.ndarray
                    ) -> list[list[int]]:
     """Greedy realisation of the bipartite degree sequence (Gale-Ryser: always feasible).
 
     Blocks in order of decreasing size (stable); block j takes the sizes[j] workers with
-    the largest key remaining_i + u_i / 2, u ~ U[0, 1) drawn afresh for all n workers.
-    The keys rank workers by remaining degree first and by u within a degree, so the
-    winners are almost always among the workers of the top degree whose u exceeds a
-    threshold keeping about 4 sizes[j] + 32 of them: those few keys decide. When they
-    cannot (too few above the threshold, or a tie at the boundary) the block is chosen
-    from all n keys. The uniforms are drawn in chunks of rows, which consumes the
-    generator exactly as one draw of n per block does, so the result is the same.
+    the largest key remaining_i + u_i / 2, u ~ U[0, 1) drawn afresh for all n workers
+    (:func:`_greedy_row`). The uniforms are drawn in chunks of rows, which consumes the
+    generator exactly as one draw of n per block does. For a run of rows, the entries of
+    workers at the top degree above the lowest threshold those rows can use are extracted
+    and sorted at once; a row whose candidates (minus workers taken earlier in the run) are
+    strictly separated at its boundary takes the top ``size`` directly (the unique answer
+    of the reference rule); any other row runs the reference rule on its n uniforms. The
+    result is the same.
     """
     k = sizes.size
     remaining = np.full(n, r, dtype=np.int64)
-    level_count = np.bincount(remaining, minlength=r + 1)
+    rem = remaining.tolist()                       # Python mirror for scalar reads
+    counts = [0] * r + [n]                         # workers per remaining degree
     order = np.argsort(-sizes, kind="stable")
+    size_of = sizes.tolist()
+    widest = max(size_of)
     rows_per_draw = max(1, min(k, (1 << 21) // n))
     lists: list[list[int]] = []
+    top = r
     for start in range(0, k, rows_per_draw):
         uniforms = rng.random((min(rows_per_draw, k - start), n))
-        for u, j in zip(uniforms, order[start:start + rows_per_draw]):
-            size = int(sizes[j])
-            top = int(np.flatnonzero(level_count)[-1])
-            chosen = None
-            if level_count[top] > size:
-                thresh = 1.0 - min(1.0, (4 * size + 32) / level_count[top])
-                cand = np.flatnonzero(u > thresh)
-                cand = cand[remaining[cand] == top]
-                if cand.size > size:
-                    key = top + u[cand] * 0.5
-                    part = np.argpartition(-key, size)
-                    kth, nxt = key[part[size - 1]], key[part[size]]
-                    best = key[part[:size]].min()
-                    if best > nxt and best > top + thresh * 0.5 and kth == best:
-                        chosen = cand[part[:size]]
-                        level_count[top] -= size
-                        level_count[top - 1] += size
-            if chosen is None:
-                key = remaining + u * 0.5
-                chosen = np.argpartition(-key, size - 1)[:size]
-                np.subtract.at(level_count, remaining[chosen], 1)
-                np.add.at(level_count, remaining[chosen] - 1, 1)
-            remaining[chosen] -= 1
-            lists.append(np.sort(chosen).tolist())
+        blocks = order[start:start + rows_per_draw].tolist()
+        row = 0
+        while row < len(blocks):
+            while counts[top] == 0:
+                top -= 1
+            run_top, stop = top, min(len(blocks), row + _GREEDY_RUN)
+            span = counts[top] - (stop - row) * widest
+            floor = _GREEDY_FLOOR if span <= 0 else max(1.0 - (4 * widest + 32) / span,
+                                                        _GREEDY_FLOOR)
+            flat = np.flatnonzero(uniforms[row:stop] > floor)
+            cols = flat % n
+            flat, cols = flat[remaining[cols] == top], cols[remaining[cols] == top]
+            vals = uniforms[row:stop].ravel()[flat]
+            by = np.lexsort((-vals, flat // n))       # per row, decreasing u
+            bounds = np.searchsorted(flat[by] // n, np.arange(stop - row + 1)).tolist()
+            cols_l, vals_l = cols[by].tolist(), vals[by].tolist()
+            taken: list[int] = []                     # chosen in this run, not in `remaining`
+            first = row
+            for at in range(row, stop):
+                size = size_of[blocks[at]]
+                while counts[top] == 0:
+                    top -= 1
+                if top != run_top:
+                    break                             # new top degree: extract again
+                chosen = None
+                if counts[top] > size:
+                    thresh = 1.0 - min(1.0, (4 * size + 32) / counts[top])
+                    if thresh >= floor:
+                        got = []
+                        for idx in range(bounds[at - first], bounds[at - first + 1]):
+                            if vals_l[idx] <= thresh:
+                                break
+                            if rem[cols_l[idx]] == top:
+                                got.append(idx)
+                                if len(got) > size:
+                                    break
+                        if len(got) > size:
+                            best = top + vals_l[got[size - 1]] * 0.5
+                            if best > top + vals_l[got[size]] * 0.5 and best > top + thresh * 0.5:
+                                chosen = [cols_l[idx] for idx in got[:size]]
+                                counts[top] -= size
+                                counts[top - 1] += size
+                                taken += chosen
+                if chosen is None:
+                    np.subtract.at(remaining, taken, 1)
+                    taken = []
+                    level_count = np.array(counts)
+                    chosen = _greedy_row(uniforms[at], remaining, level_count, size).tolist()
+                    counts = level_count.tolist()
+                for c in chosen:
+                    rem[c] -= 1
+                lists.append(sorted(chosen))
+                row = at + 1
+            np.subtract.at(remaining, taken, 1)
     return lists
 
 
@@ -178,7 +251,10 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
        annealing the objective sum_{i < i'} G[i, i']^2, G = B B^T (pair co-occurrences):
        a move that raises it by delta is accepted with probability exp(-delta / T),
        T falling linearly from 1.5 to 0; the best state seen late in the walk is kept and
-       the walk stops early once every pair count is floor or ceil of lambda_bar.
+       the walk stops early once every pair count is floor or ceil of lambda_bar. With
+       many small blocks the same walk is replayed exactly in vectorised batches
+       (``gradcode.codes._soft_bibd_walk``): n = k = 10,000, r = 3 builds in about a
+       second instead of several.
 
     Why: with row and column sums fixed, sum_{i<i'} G[i, i'] is fixed, so minimising the
     sum of squares drives every off-diagonal Gram entry towards the mean
@@ -227,86 +303,30 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
     sizes = np.full(k, total // k, dtype=np.int64)
     sizes[rng.permutation(k)[: total % k]] += 1
     lists = _greedy_blocks(rng, n, r, sizes)
-    members = [set(b) for b in lists]
-    pairs: dict[int, int] = {}                 # key min(i, l) * n + max(i, l) -> count
-    for blk in lists:
-        for a_idx, a in enumerate(blk):
-            for c in blk[a_idx + 1:]:
-                key = a * n + c if a < c else c * n + a
-                pairs[key] = pairs.get(key, 0) + 1
-    edges = [(j, p) for j, blk in enumerate(lists) for p in range(len(blk))]
-    proposals = min(sweeps * len(edges), _MAX_PROPOSALS)
+    lens = sizes[np.argsort(-sizes, kind="stable")]      # the greedy's block order
+    smax = int(lens[0])
+    slot = np.full((k, smax), -1, dtype=np.int64)        # block j's workers, -1 pads
+    slot[np.arange(smax) < lens[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(lists), dtype=np.int64, count=total)
+    ej = np.repeat(np.arange(k), lens)                    # incidence e = (block, position)
+    ep = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+    proposals = min(sweeps * total, _MAX_PROPOSALS)
     lam_bar = r * (total / k - 1) / (n - 1)
     lo, hi = int(np.floor(lam_bar)), int(np.ceil(lam_bar))
-
-    def balanced() -> bool:
-        vals = [x for x in pairs.values() if x]
-        if lo >= 1 and len(vals) < n * (n - 1) // 2:
-            return False
-        return not vals or (min(vals) >= lo and max(vals) <= hi)
-
-    def change(i: int, others: list[int], sign: int) -> int:
-        """sum over l of (g + sign)^2 - g^2 = 1 + 2 sign g for the pairs (i, l)."""
-        tot = 0
-        for x in others:
-            tot += 1 + 2 * sign * pairs.get(i * n + x if i < x else x * n + i, 0)
-        return tot
-
-    def apply(i: int, others: list[int], sign: int) -> None:
-        for x in others:
-            key = i * n + x if i < x else x * n + i
-            pairs[key] = pairs.get(key, 0) + sign
-
-    picks = rng.integers(0, len(edges), size=(proposals, 2)).tolist() if proposals else []
-    coins = rng.random(proposals).tolist() if proposals else []
-    check_every = 2 * len(edges)
-    objective = sum(x * x for x in pairs.values())
-    best_obj, best_lists = objective, [blk[:] for blk in lists]
-    for t, (e1, e2) in enumerate(picks):
-        if t % check_every == 0 and balanced():
-            break
-        j1, p1 = edges[e1]
-        j2, p2 = edges[e2]
-        if j1 == j2:
-            continue
-        i1, i2 = lists[j1][p1], lists[j2][p2]
-        if i1 in members[j2] or i2 in members[j1]:
-            continue
-        # i1 moves j1 -> j2 and i2 moves j2 -> j1; shared members of both blocks cancel
-        o1 = [x for x in lists[j1] if x != i1 and x not in members[j2]]
-        o2 = [x for x in lists[j2] if x != i2 and x not in members[j1]]
-        delta = change(i1, o1, -1) + change(i2, o1, +1) + change(i2, o2, -1) + change(i1, o2, +1)
-        if delta > 0:
-            temp = _T0 * (1.0 - t / proposals)
-            if temp <= 0 or coins[t] >= math.exp(-delta / temp):
-                continue
-        apply(i1, o1, -1)
-        apply(i2, o1, +1)
-        apply(i2, o2, -1)
-        apply(i1, o2, +1)
-        lists[j1][p1], lists[j2][p2] = i2, i1
-        members[j1].discard(i1)
-        members[j1].add(i2)
-        members[j2].discard(i2)
-        members[j2].add(i1)
-        objective += delta
-        if objective < best_obj:
-            best_obj = objective
-            if t > proposals // 2:                 # snapshots only once the walk cools
-                best_lists = [blk[:] for blk in lists]
-    if best_obj < objective and best_lists is not None:
-        lists = best_lists
-        pairs.clear()
-        for blk in lists:
-            for a_idx, a in enumerate(blk):
-                for c in blk[a_idx + 1:]:
-                    key = a * n + c if a < c else c * n + a
-                    pairs[key] = pairs.get(key, 0) + 1
-    vals = [x for x in pairs.values() if x]
-    full = len(vals) == n * (n - 1) // 2
-    counts = (min(vals) if full else 0, max(vals, default=0))
-    rows = np.fromiter((p for blk in lists for p in blk), dtype=np.int64)
-    cols = np.repeat(np.arange(k), [len(blk) for blk in lists])
+    picks = rng.integers(0, total, size=(proposals, 2)) if proposals else np.zeros((0, 2), int)
+    coins = rng.random(proposals) if proposals else np.zeros(0)
+    objective = int(np.sum(_walk.pair_counts(slot, n) ** 2))
+    if k >= _BATCHED_MIN_K and smax <= _BATCHED_MAX_BLOCK:
+        moves = _walk.walk_batched(slot, n, r, ej, ep, picks, coins, 2 * total, lo, hi,
+                                   window=max(64, k // _WINDOW_DIV))
+    else:
+        moves = _walk.walk_sequential(slot, n, ej, ep, picks, coins, 2 * total, lo, hi)
+    _walk.best_state(slot, moves, objective, proposals)
+    vals = _walk.pair_counts(slot, n)
+    full = vals.size == n * (n - 1) // 2
+    counts = (int(vals.min()) if full else 0, int(vals.max(initial=0)))
+    cols, pos = np.nonzero(slot >= 0)
+    rows = slot[cols, pos]
     B = sp.csr_array((np.ones(rows.size), (rows, cols)), shape=(n, k))
     name = fmt_name(where, n=n, k=k, r=r, seed=seed_param(seed))
     return Code(B, name=name, params={"n": n, "k": k, "r": r, "seed": seed_param(seed),

@@ -17,8 +17,32 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.blas import daxpy as _axpy
+
+try:                                  # the C kernel behind ``A @ x`` for CSR (SciPy >= 0.7)
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:                   # pragma: no cover - a SciPy without the kernel
+    _csr_matvec = None
+
+
+def _matvec(A: sp.csr_array) -> Callable[[np.ndarray], np.ndarray]:
+    """y = A @ x without SciPy's per-call dispatch (about 10 us, a tenth of an iteration at
+    n = 10,000); the same kernel, so the same result. Falls back to ``A @ x``."""
+    if _csr_matvec is None or A.dtype != np.float64:
+        return lambda x: A @ x
+    n_row, n_col = A.shape
+    indptr, indices, data = A.indptr, A.indices, A.data
+
+    def mv(x: np.ndarray) -> np.ndarray:
+        y = np.zeros(n_row)
+        _csr_matvec(n_row, n_col, indptr, indices, data, x, y)
+        return y
+
+    return mv
 
 
 def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: float,
@@ -39,23 +63,27 @@ def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: fl
     """
     x = np.zeros(A.shape[1])
     r = np.array(b, dtype=np.float64)
-    s = At @ r
+    a_mv, at_mv = _matvec(A), _matvec(At)
+    s = at_mv(r)
     p = s.copy()
     gamma = float(s @ s)
     if gamma == 0.0:
         return x, True, 0
-    threshold = tol * scale
+    threshold2 = (tol * scale) ** 2
+    # ||r||^2 by recursion: r.q = s.p = gamma, so ||r - step q||^2 = ||r||^2 - step gamma
+    rr = float(r @ r)
     for it in range(1, maxiter + 1):
-        q = A @ p
+        q = a_mv(p)
         qq = float(q @ q)
         if qq == 0.0:
             return x, False, it
         step = gamma / qq
-        x += step * p
-        r -= step * q
-        s = At @ r
+        _axpy(p, x, a=step)
+        _axpy(q, r, a=-step)
+        rr = max(rr - step * gamma, 0.0)
+        s = at_mv(r)
         gamma_new = float(s @ s)
-        if gamma_new <= (threshold * max(float(np.sqrt(r @ r)), 1.0)) ** 2:
+        if gamma_new <= threshold2 * max(rr, 1.0):
             return x, True, it
         p *= gamma_new / gamma
         p += s
