@@ -200,9 +200,11 @@ def _lstsq_block(block: sp.csr_array) -> np.ndarray:
     """min_a ||block^T a - 1|| (minimum-norm a for small blocks)."""
     A = block.T                                        # columns x rows
     ones = np.ones(A.shape[0], dtype=block.dtype)
+    # singular values below max(shape) * eps * sigma_max are rounding, not rank (LAPACK's
+    # default cutoff, eps * sigma_max, can keep one and return weights ~1e14)
+    cond = max(A.shape) * np.finfo(np.float64).eps
     if max(A.shape) <= _DENSE_LIMIT or np.iscomplexobj(block.data):
-        sol = sla.lstsq(A.toarray(), ones, lapack_driver="gelsd")[0]
-        return sol
+        return sla.lstsq(A.toarray(), ones, cond=cond, lapack_driver="gelsd")[0]
     A = sp.csr_array(A)
     At = sp.csr_array(block)
     scale = sp.linalg.norm(A)
@@ -220,7 +222,7 @@ def _lstsq_block(block: sp.csr_array) -> np.ndarray:
         return sol
     sol = lsmr(A, ones, atol=1e-15, btol=1e-15, conlim=1e15, maxiter=20 * max(A.shape))[0]
     if not optimal_enough(sol):
-        sol = sla.lstsq(A.toarray(), ones, lapack_driver="gelsd")[0]
+        sol = sla.lstsq(A.toarray(), ones, cond=cond, lapack_driver="gelsd")[0]
     return sol
 
 
