@@ -36,6 +36,16 @@ The :class:`Host` methods:
   passed with workers still pending. The stream also ends when no asked worker can
   send anything more (on real workers: a task that streams, e.g. the nested one, stays
   pending until cancelled, so its protocol or the deadline ends the round).
+* ``schedule() -> Schedule | None``: right after ``broadcast`` (before any event was
+  taken), the round's whole event stream at once when the host knows it in advance and
+  no message can change it: on the virtual clock for a task whose results are rows of
+  F = B G (``Schedule.rows`` set; ``Schedule.dropped`` marks the results that
+  ``events`` would turn into ``"dropped"`` events). None otherwise (wall-clock hosts,
+  streaming tasks): the protocol then reads ``events``.
+* ``take(count)``: the protocol used the first ``count`` events of ``schedule()`` at
+  once; the host records them as ``events`` would have (``round_info.end_time`` at the
+  last of them, dropped results in ``round_info.dropped``) and a later ``events`` call
+  continues after them.
 * ``cancel()``: end the round on every worker (interrupts injected delays); idempotent.
 * ``reassign(problem, code, task=None)``: hold the partitions of another code (same n).
 * ``close()``: stop every worker; idempotent.
@@ -154,12 +164,18 @@ class Schedule:
         workers: the emitting worker of each event.
         kind: the kind of every event of the schedule.
         payload: ``payload(e) -> value`` of event e (called lazily, when delivered).
+        rows: when every payload is a row of one :class:`CodedRows` (``payload(e)`` is
+            ``RowRef(rows, workers[e])``), that object, else None.
+        dropped: from :meth:`Host.schedule`: True for the events that are delivered as
+            ``"dropped"`` (a non-finite result), else None.
     """
 
     times: np.ndarray
     workers: np.ndarray
     kind: str
     payload: Callable[[int], Any]
+    rows: Any = None
+    dropped: np.ndarray | None = None
 
 
 class CodedRows:
@@ -178,8 +194,14 @@ class CodedRows:
         return np.asarray(self.B[[int(i)]] @ self.G)[0]
 
     def combine(self, weights: np.ndarray) -> np.ndarray:
-        """sum_i weights[i] f_i (weights: length n, zero off the responders)."""
-        return np.asarray(self.G.T @ (self.B.T @ weights))
+        """sum_i weights[i] f_i (weights: length n, zero off the responders); only the
+        partitions with a nonzero coefficient in B^T weights are read, so a non-finite
+        gradient of a partition no responder used does not leak in as 0 * NaN."""
+        coef = self.B.T @ weights
+        used = np.flatnonzero(coef)
+        if used.size == coef.size:
+            return np.asarray(self.G.T @ coef)
+        return np.asarray(self.G[used].T @ coef[used])
 
 
 @dataclass(frozen=True)
@@ -240,6 +262,10 @@ class Host(Protocol):
 
     def events(self, deadline: float | None = None) -> Iterator[Event]: ...
 
+    def schedule(self) -> Schedule | None: ...
+
+    def take(self, count: int) -> None: ...
+
     def cancel(self) -> None: ...
 
     def reassign(self, problem: Any, code: Any, task: Any = None) -> None: ...
@@ -284,6 +310,15 @@ class HostBase:
         for event in self.events(limit):  # type: ignore[attr-defined]
             if event.kind == "result":
                 yield event
+
+    def schedule(self) -> Schedule | None:
+        """The round's events known in advance: None (the default, e.g. a wall clock)."""
+        return None
+
+    def take(self, count: int) -> None:
+        """Record the first ``count`` events of :meth:`schedule` as delivered."""
+        if count:
+            raise RuntimeError(f"{type(self).__name__}.take: this host gives no schedule")
 
     def stop_round(self) -> None:
         """Cancel the rest of the round (same as ``cancel()``)."""

@@ -30,16 +30,19 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ..models.problems import partition_gradients_at
 from ..models.stragglers import as_delay_model
-from .base import Event, HostBase, RoundInfo, RowRef, bad_result, round_delays
+from .base import Event, HostBase, RoundInfo, RowRef, Schedule, bad_result, round_delays
 from .tasks import CodedGradientTask
 
 __all__ = ["SimulatedBackend"]
+
+_NON_FINITE = "non-finite result (NaN or inf)"
 
 
 class SimulatedBackend(HostBase):
@@ -128,15 +131,44 @@ class SimulatedBackend(HostBase):
         self._pos += 1
         return float(sched.times[e]), int(sched.workers[e]), sched.kind, sched.payload(e)
 
-    def _check(self, worker: int, value: Any) -> str | None:
-        if not isinstance(value, RowRef):
-            return bad_result(np.asarray(value))
-        if self._bad is None:                       # one vectorised check per round
+    def _bad_rows(self) -> np.ndarray:
+        """Workers whose row of F = B G is not finite (one vectorised check per round)."""
+        if self._bad is None:
             G = self._G.reshape(self._G.shape[0], -1)
             broken = ~np.all(np.isfinite(G), axis=1)
             self._bad = (abs(self._code.B) @ broken.astype(np.float64)) > 0 \
                 if broken.any() else np.zeros(self._code.n, dtype=bool)
-        return "non-finite result (NaN or inf)" if self._bad[worker] else None
+        return self._bad
+
+    def _check(self, worker: int, value: Any) -> str | None:
+        if not isinstance(value, RowRef):
+            return bad_result(np.asarray(value))
+        return _NON_FINITE if self._bad_rows()[worker] else None
+
+    def schedule(self) -> Schedule | None:
+        """The round's events at once (see :class:`~gradcode.backends.base.Host`): given
+        when the task's results are rows of F and no event was taken yet, else None."""
+        sched = self._schedule
+        if sched is None or sched.rows is None or sched.kind != "result" or self._pos \
+                or self._replies or self._ended.any():
+            return None
+        return replace(sched, dropped=self._bad_rows()[sched.workers])
+
+    def take(self, count: int) -> None:
+        """Record the first ``count`` scheduled events as delivered (see ``schedule``)."""
+        sched = self._schedule
+        count = int(count)
+        if count <= 0:
+            return
+        if sched is None or self._pos or count > sched.times.size:
+            raise RuntimeError(f"SimulatedBackend.take: cannot take {count} events now")
+        workers = sched.workers[:count]
+        self._ended[workers] = True
+        self._pos = count
+        self._now = float(sched.times[count - 1])
+        self._info.end_time = self._now
+        bad = workers[self._bad_rows()[workers]]
+        self._info.dropped.extend((int(w), _NON_FINITE) for w in bad)
 
     def events(self, deadline: float | None = None) -> Iterator[Event]:
         """The round's events in virtual-time order (see :mod:`gradcode.backends.base`)."""

@@ -176,7 +176,7 @@ class CodedGradientTask:
         rows = CodedRows(code.B, G)
         order = asked[np.argsort(delays[asked], kind="stable")]
         return Schedule(delays[order], order, "result",
-                        lambda e: RowRef(rows, int(order[e])))
+                        lambda e: RowRef(rows, int(order[e])), rows=rows)
 
     def answer(self, code: Any, G: np.ndarray, worker: int,
                message: Any) -> tuple[list[tuple[str, Any]], bool]:

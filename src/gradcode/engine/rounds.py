@@ -12,6 +12,16 @@ driver :func:`run_round` is the same for every scheme and host
 3. ``host.cancel()``; ``protocol.finish(host.round_info)`` decodes (a
    :class:`RoundResult`).
 
+When the host knows the whole round in advance (``host.schedule()``, the virtual clock)
+and the protocol can use it (``protocol.scheduled``), step 2 is one call instead:
+``protocol.on_schedule(schedule, count)`` with the ``count`` events due before ``limit``
+returns how many of them the round used (the wait policy's
+:meth:`~gradcode.engine.wait.RoundWait.stop_index` over the sorted arrivals, no Python
+loop over the workers), the host records them (``host.take``), and a round that is not
+decided by them ends exactly as the event stream would have (the timer at ``limit``, or
+exhausted). Responders, round time, ``ended`` and the host's round info are the same as
+on the event path.
+
 :class:`PlainRound` is the coded round of gradient coding [1]: each worker sends
 f_i = sum_j B[i, j] g_j once, the scheme's wait policy says when to stop, the decoder
 turns the responders into weights a and g_hat = sum_i a_i f_i (exact schemes,
@@ -29,6 +39,7 @@ References:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,10 +93,18 @@ class RoundProtocol:
     """
 
     deadline: float | None = None
+    scheduled: bool = False
 
     def begin(self, asked: np.ndarray) -> bool:
         """The round was broadcast to ``asked``; True when it is decided already."""
         return False
+
+    def on_schedule(self, schedule: Any, count: int) -> int | None:
+        """Take the first ``count`` events of a known ``schedule`` at once (only called
+        when :attr:`scheduled` is True): returns how many were used before the round was
+        decided, None when all ``count`` were used and it is not decided. Must equal
+        feeding them to :meth:`on_event` one by one."""
+        raise NotImplementedError
 
     def on_event(self, event: Any) -> bool:
         """React to one event; True once the round is decided."""
@@ -126,11 +145,16 @@ def run_round(host: Any, protocol: RoundProtocol, round: int, params: np.ndarray
     started = time.monotonic()
     asked = host.broadcast(round, params)
     try:
-        heard: set[int] = set()
-        ended = "decided" if protocol.begin(asked) else \
-            _stream(host, protocol, limit, deadline, heard)
+        heard: set[int] | np.ndarray = set()
+        schedule = host.schedule() if protocol.scheduled else None
+        if protocol.begin(asked):
+            ended = "decided"
+        elif schedule is not None:
+            ended, heard = _take_schedule(host, protocol, schedule, round, limit, deadline)
+        else:
+            ended = _stream(host, protocol, limit, deadline, heard)
         silent = host.alive                  # a copy: alive and not heard from
-        silent[list(heard)] = False
+        silent[np.fromiter(heard, dtype=np.int64) if isinstance(heard, set) else heard] = False
         if ended == "exhausted" and deadline is not None and silent.any():
             ended = _wait_out(host, protocol, round, limit, deadline, started)
     finally:
@@ -163,6 +187,24 @@ def _stream(host: Any, protocol: RoundProtocol, limit: float | None, deadline: f
     finally:
         stream.close()
     return ended
+
+
+def _take_schedule(host: Any, protocol: RoundProtocol, schedule: Any, round: int,
+                   limit: float | None, deadline: float | None) -> tuple[str, np.ndarray]:
+    """The event loop of :func:`_stream` over a known schedule in one call; returns why
+    the round ended and the workers heard from."""
+    times = schedule.times
+    count = times.size if limit is None else int(np.searchsorted(times, limit, side="right"))
+    used = protocol.on_schedule(schedule, count)
+    host.take(count if used is None else used)
+    if used is not None:
+        return "decided", schedule.workers[:used]
+    heard = schedule.workers[:count]
+    if count == times.size:
+        return "exhausted", heard
+    host.round_info.end_time = float(limit)           # the timer: events remain after limit
+    protocol.on_event(Event(-1, float(limit), float(limit), int(round), "timer"))
+    return _ended_by_timer(float(limit), deadline), heard
 
 
 def _wait_out(host: Any, protocol: RoundProtocol, round: int, limit: float,
@@ -225,6 +267,27 @@ def decode_round(scheme: Any, responders: list[int],
     return np.asarray(g_hat, dtype=np.float64), dec, used
 
 
+class _ScheduledValues(Mapping):
+    """worker -> the value of its event in a schedule (looked up lazily)."""
+
+    def __init__(self, schedule: Any) -> None:
+        self.schedule = schedule
+        self.index = np.full(int(schedule.workers.max(initial=-1)) + 1, -1, dtype=np.int64)
+        self.index[schedule.workers] = np.arange(schedule.workers.size)
+
+    def __getitem__(self, worker: int) -> Any:
+        e = int(self.index[worker]) if 0 <= worker < self.index.size else -1
+        if e < 0:
+            raise KeyError(worker)
+        return self.schedule.payload(e)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.schedule.workers.tolist())
+
+    def __len__(self) -> int:
+        return int(self.schedule.workers.size)
+
+
 class PlainRound(RoundProtocol):
     """The coded round: results into the scheme's wait policy, then decode.
 
@@ -237,8 +300,27 @@ class PlainRound(RoundProtocol):
         self.scheme, self.dim = scheme, int(dim)
         self.state = scheme.wait.start(scheme.code, scheme.decoder)
         self.deadline = self.state.deadline
-        self.values: dict[int, Any] = {}
+        self.values: Any = {}
         self.stop_time: float | None = None
+
+    scheduled = True
+
+    def on_schedule(self, schedule: Any, count: int) -> int | None:
+        """The arrivals of a known schedule into the wait policy at once (see
+        :meth:`RoundProtocol.on_schedule`); dropped results are skipped, as
+        :meth:`on_event` skips them."""
+        if schedule.kind != "result":
+            raise ValueError(f"PlainRound.on_schedule: schedule of {schedule.kind!r} events, "
+                             f"expected 'result'")
+        results = np.flatnonzero(~schedule.dropped[:count]) if schedule.dropped is not None \
+            else np.arange(count)
+        self.values = _ScheduledValues(schedule)
+        m = self.state.stop_index(schedule.workers[results], schedule.times[results])
+        if m is None:
+            return None
+        last = int(results[m - 1])
+        self.stop_time = float(schedule.times[last])
+        return last + 1
 
     def on_event(self, event: Any) -> bool:
         if event.kind == "timer":

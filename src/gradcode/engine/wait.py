@@ -7,6 +7,19 @@ seconds after the round starts, after which the master stops with whoever answer
 The backend reads ``state.deadline``; the master loop is generic over the arrivals.
 The shortcuts that make the decodability checks cheap are in docs/theory.md, T34.
 
+When the whole round's arrivals are known at once (the virtual clock),
+``state.stop_index(workers, times)`` gives the stopping point over them in one call:
+the number m of arrivals after which ``add`` would first have returned True (None: never),
+leaving the state exactly as those m calls would. Every built-in state computes it without
+a Python loop over the arrivals: counts for :func:`wait_all`, :func:`first` and
+:func:`deadline`; the first arrival that covers every FRC group (first occurrences) for
+:func:`erasurehead`; the first arrival after which every partition is held (per
+partition, the earliest arrival among its holders) for :func:`until_decodable` and
+:func:`until_error`, and then, where a least-squares check is needed, a binary search
+over the prefixes the arrival-by-arrival loop would have checked: adding responders never
+increases the optimal decoding error (docs/theory.md, T1), so the first satisfied check
+is found with O(log n) decodes (decoders not known to be monotone are checked in order).
+
 Policies (constructors):
     * :func:`wait_all`: every live worker.
     * :func:`first`: the first r arrivals.
@@ -53,6 +66,8 @@ __all__ = [
 ]
 
 _EXACT_TOL = 1e-9
+# decoders whose error never increases when responders are added (docs/theory.md, T1)
+_MONOTONE = (resolve("optimal"), resolve("exact"))
 _CHECK_EVERY_UP_TO = 512     # above this many workers decodability checks back off
 
 
@@ -90,6 +105,45 @@ class RoundWait:
 
     def enough(self) -> bool:
         return len(self.responders) >= self.code.n
+
+    def stop_index(self, workers: np.ndarray, times: np.ndarray) -> int | None:
+        """Add the arrivals ``workers`` (in order, at ``times``) up to the first one after
+        which the master may stop; returns how many were added (m >= 1), or None when
+        all were added and it may not stop yet. Same answers and the same state as
+        calling :meth:`add` on each in turn (a subclass that keeps more state than the
+        arrivals either overrides :meth:`_stop_count` and :meth:`_absorb`, or this method
+        falls back to that loop)."""
+        workers = np.asarray(workers, dtype=np.int64)
+        times = np.asarray(times, dtype=np.float64)
+        if workers.size == 0:
+            return None
+        m = self._stop_count(workers)
+        if m is NotImplemented:
+            for e, (w, t) in enumerate(zip(workers.tolist(), times.tolist())):
+                if self.add(w, t):
+                    return e + 1
+            return None
+        count = workers.size if m is None else m
+        self._absorb(workers[:count])
+        self.responders.extend(workers[:count].tolist())
+        self.times.extend(times[:count].tolist())
+        return m
+
+    def _stop_count(self, workers: np.ndarray) -> Any:
+        """The stopping point of :meth:`stop_index` (m or None) without changing the
+        state, or NotImplemented (use the arrival-by-arrival loop)."""
+        if type(self).add is not RoundWait.add or type(self).enough is not RoundWait.enough:
+            return NotImplemented
+        return _by_count(self.code.n - len(self.responders), workers.size)
+
+    def _absorb(self, workers: np.ndarray) -> None:
+        """Update the state kept besides the arrivals for the added ``workers``."""
+
+
+def _by_count(need: int, size: int) -> int | None:
+    """First m >= 1 with m >= need, within ``size`` arrivals (None: not within)."""
+    m = max(int(need), 1)
+    return m if m <= size else None
 
 
 @dataclass(frozen=True)
@@ -143,6 +197,11 @@ class _FirstState(RoundWait):
 
     def enough(self) -> bool:
         return len(self.responders) >= self.r
+
+    def _stop_count(self, workers: np.ndarray) -> Any:
+        if type(self) is not _FirstState:
+            return NotImplemented
+        return _by_count(self.r - len(self.responders), workers.size)
 
 
 @dataclass(frozen=True)
@@ -210,9 +269,99 @@ class _CoverageState(RoundWait):
         count = len(self.responders)
         if count < self._next_check:
             return False
-        if self.code.n > _CHECK_EVERY_UP_TO:
-            self._next_check = int(count * 1.05) + 1
+        self._next_check = self._after(count)
         return True
+
+    def _after(self, count: int) -> int:
+        """The next count at which a check is due after a check at ``count``."""
+        return int(count * 1.05) + 1 if self.code.n > _CHECK_EVERY_UP_TO else \
+            self._next_check
+
+    def _absorb(self, workers: np.ndarray) -> None:
+        cols = _holdings(self.code, workers)
+        self._covered[cols] = True
+        self._n_covered = int(np.count_nonzero(self._covered))
+        self._mask[workers] = True
+
+    def _cover_order(self, workers: np.ndarray) -> np.ndarray:
+        """For each partition not held yet, the number of the arrivals (1-based) after
+        which some holder arrived (``workers.size + 1``: none of them), sorted."""
+        never = workers.size + 1
+        pos = np.full(self.code.n, never, dtype=np.int64)
+        pos[workers[::-1]] = np.arange(workers.size, 0, -1)       # first arrival counts
+        Bc = _by_column(self.code)
+        open_ = np.flatnonzero(~self._covered)
+        first = np.full(open_.size, never, dtype=np.int64)
+        starts, ends = Bc.indptr[open_], Bc.indptr[open_ + 1]
+        held = ends > starts
+        if held.any():
+            first[held] = _column_min(pos[Bc.indices], starts[held], ends[held])
+        return np.sort(first)
+
+    def _checks(self, start: int, stop: int) -> list[int]:
+        """The counts in [start, stop) at which the arrival-by-arrival loop would check
+        (a check is due at count c >= ``_next_check``, then not before ``_after(c)``)."""
+        out, c = [], max(start, self._next_check)
+        if self.code.n <= _CHECK_EVERY_UP_TO:
+            return list(range(c, stop))
+        while c < stop:
+            out.append(c)
+            c = max(int(c * 1.05) + 1, c + 1)
+        return out
+
+    def _first_passing(self, workers: np.ndarray, counts: list[int], ok: Callable,
+                       monotone: bool) -> int | None:
+        """The first count of ``counts`` (total responders) whose prefix passes ``ok``
+        (a mask -> bool), by bisection when ``monotone`` else in order; sets
+        ``_next_check`` as the loop would have."""
+        base = len(self.responders)
+        prefix = self._mask.copy()
+
+        def passes(c: int) -> bool:
+            mask = prefix.copy()
+            mask[workers[:c - base]] = True
+            return bool(ok(mask, workers[:c - base]))
+
+        found = None
+        if monotone:
+            lo, hi = 0, len(counts)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if passes(counts[mid]):
+                    hi = mid
+                else:
+                    lo = mid + 1
+            found = counts[lo] if lo < len(counts) else None
+        else:
+            found = next((c for c in counts if passes(c)), None)
+        last = found if found is not None else (counts[-1] if counts else None)
+        if last is not None:
+            self._next_check = self._after(last)
+        return found
+
+
+def _column_min(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """min(values[starts[i]:ends[i]]) for non-empty, non-overlapping, sorted slices."""
+    cut = np.empty(2 * starts.size, dtype=np.int64)
+    cut[0::2], cut[1::2] = starts, ends
+    mins = np.minimum.reduceat(values, cut[:-1] if cut[-1] == values.size else cut)
+    return mins[0::2]
+
+
+def _by_column(code: Code) -> Any:
+    """B as CSC (the holders of each partition), cached on the code."""
+    return _memo(code, ("wait.csc",), lambda: code.B.tocsc())
+
+
+def _holdings(code: Code, workers: np.ndarray) -> np.ndarray:
+    """The partitions held by ``workers`` (with repeats)."""
+    B = code.B
+    starts, ends = B.indptr[workers], B.indptr[workers + 1]
+    lengths = ends - starts
+    if lengths.sum() == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths)
+    return B.indices[np.arange(int(lengths.sum())) + offsets]
 
 
 def _is_frc(code: Code) -> bool:
@@ -254,8 +403,29 @@ class _DecodableState(_CoverageState):
             return True                  # FRC: one responder per group recovers g exactly
         if not self._due():
             return False
-        _, alpha = _optimal_alpha(self.code, self._mask)
+        return self._decodable(self._mask)
+
+    def _decodable(self, mask: np.ndarray, _workers: Any = None) -> bool:
+        _, alpha = _optimal_alpha(self.code, mask)
         return float(np.sum(np.abs(alpha - 1.0) ** 2)) <= self.tol * max(self.code.k, 1)
+
+    def _stop_count(self, workers: np.ndarray) -> int | None:
+        base = len(self.responders)
+        need = self.code.n - base
+        known = self.code.tolerates_if_known
+        if known is not None and known > 0:
+            need = min(need, self.code.n - known - base)
+        by_count = _by_count(need, workers.size)
+        stop = workers.size + 1 if by_count is None else by_count
+        order = self._cover_order(workers[:stop])
+        cover = max(int(order[-1]), 1) if order.size else 1
+        if cover >= stop:                       # not covered before the count rule stops
+            return by_count
+        if self._frc:
+            return cover
+        counts = self._checks(base + cover, base + stop)
+        found = self._first_passing(workers, counts, self._decodable, True)
+        return by_count if found is None else found - base
 
 
 @dataclass(frozen=True)
@@ -287,6 +457,7 @@ class _ErrorState(_CoverageState):
                  decoder: Callable) -> None:
         super().__init__(code, deadline)
         self.eps, self.decoder = eps, decoder
+        self.monotone = decoder in _MONOTONE
 
     def enough(self) -> bool:
         if len(self.responders) >= self.code.n:
@@ -295,11 +466,32 @@ class _ErrorState(_CoverageState):
             return False      # each uncovered partition has alpha_j = 0: error >= its count
         if not self._due():
             return False
+        return self._small(self._mask, np.asarray(self.responders, dtype=np.int64))
+
+    def _small(self, _mask: np.ndarray, responders: np.ndarray) -> bool:
         try:
-            err = self.decoder(self.code, np.asarray(self.responders, dtype=np.int64)).error
+            err = self.decoder(self.code, responders).error
         except NotDecodableError:
             return False
-        return err <= self.eps
+        return err <= self.eps + _EXACT_TOL * max(self.code.k, 1)   # rounding: as T1's
+
+    def _stop_count(self, workers: np.ndarray) -> int | None:
+        base = len(self.responders)
+        by_count = _by_count(self.code.n - base, workers.size)
+        stop = workers.size + 1 if by_count is None else by_count
+        order = self._cover_order(workers[:stop])
+        # uncovered partitions after m arrivals: k - covered - #(order < m + 1)
+        gap = self.code.k - self._n_covered - self.eps        # partitions still to cover
+        need = int(np.ceil(gap)) if gap > 0 else 0
+        if need > order.size or (need and order[need - 1] >= stop):
+            return by_count
+        first = max(int(order[need - 1]) if need else 1, 1)
+        previous = np.asarray(self.responders, dtype=np.int64)
+        counts = self._checks(base + first, base + stop)
+        found = self._first_passing(
+            workers, counts, lambda _m, new: self._small(_m, np.r_[previous, new]),
+            self.monotone)
+        return by_count if found is None else found - base
 
 
 @dataclass(frozen=True)
@@ -317,7 +509,13 @@ class UntilError(WaitPolicy):
 
 
 def until_error(eps: float, deadline: float | None = None) -> UntilError:
-    """Wait until the decoding error ||alpha - 1||^2 of the current responders is <= eps."""
+    """Wait until the decoding error ||alpha - 1||^2 of the current responders is <= eps.
+
+    The comparison allows rounding, ``eps + 1e-9 k`` (as :func:`until_decodable`), so
+    ``until_error(0)`` means "exactly decodable" rather than "the solver's rounding
+    happened to give 0.0"; with it the answer is monotone in the responders for the
+    optimal and exact decoders, which lets a known round be searched by bisection.
+    """
     return UntilError(_deadline_arg("until_error", deadline),
                       check_real("until_error", "eps", eps, low=0.0))
 
@@ -341,6 +539,20 @@ class _ErasureHeadState(_FirstState):
 
     def enough(self) -> bool:
         return self._left == 0 or super().enough()
+
+    def _stop_count(self, workers: np.ndarray) -> int | None:
+        by_count = _by_count(self.r - len(self.responders), workers.size)
+        groups = self.groups[workers]
+        fresh = ~self._seen[groups]
+        found, first = np.unique(groups[fresh], return_index=True)
+        if found.size < self._left:
+            return by_count
+        cover = int(np.flatnonzero(fresh)[first].max()) + 1
+        return cover if by_count is None else min(cover, by_count)
+
+    def _absorb(self, workers: np.ndarray) -> None:
+        self._seen[self.groups[workers]] = True
+        self._left = int(self._seen.size - np.count_nonzero(self._seen))
 
 
 @dataclass(frozen=True)
