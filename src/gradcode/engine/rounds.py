@@ -39,7 +39,6 @@ References:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,25 +266,22 @@ def decode_round(scheme: Any, responders: list[int],
     return np.asarray(g_hat, dtype=np.float64), dec, used
 
 
-class _ScheduledValues(Mapping):
-    """worker -> the value of its event in a schedule (looked up lazily)."""
+class _ScheduledValues(dict):
+    """worker -> the value of its event in a schedule, looked up lazily on first use
+    (a dict: repeated lookups cost no Python call)."""
 
     def __init__(self, schedule: Any) -> None:
+        super().__init__()
         self.schedule = schedule
         self.index = np.full(int(schedule.workers.max(initial=-1)) + 1, -1, dtype=np.int64)
         self.index[schedule.workers] = np.arange(schedule.workers.size)
 
-    def __getitem__(self, worker: int) -> Any:
+    def __missing__(self, worker: int) -> Any:
         e = int(self.index[worker]) if 0 <= worker < self.index.size else -1
         if e < 0:
             raise KeyError(worker)
-        return self.schedule.payload(e)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.schedule.workers.tolist())
-
-    def __len__(self) -> int:
-        return int(self.schedule.workers.size)
+        value = self[worker] = self.schedule.payload(e)
+        return value
 
 
 class PlainRound(RoundProtocol):
