@@ -141,6 +141,7 @@ class NestedMaster:
         n = self.n
         self.tasks = np.zeros(n, dtype=np.int64)
         self.alive = np.ones(n, dtype=bool)
+        self._possible: bool | None = None      # possible() depends on ``alive`` only
         # arrival order of reaching s+1 tasks, per level (cyclic) / block size (dyadic)
         self._reached: dict[int, list[int]] = {s + 1: [] for s in self.levels}
         if self.family == "dyadic_frc":
@@ -172,6 +173,7 @@ class NestedMaster:
         if not self.alive[worker]:
             return
         self.alive[worker] = False
+        self._possible = None
         for m, lst in self._reached.items():
             if worker in lst:
                 lst.remove(worker)
@@ -181,7 +183,14 @@ class NestedMaster:
                     self._direct[m][block] = others[0] if others else -1
 
     def possible(self) -> bool:
-        """Whether the workers still alive could decode if they all finished every task."""
+        """Whether the workers still alive could decode if they all finished every task
+        (computed once per set of live workers: an O(n) probe, asked after every event
+        while the round is undecided)."""
+        if self._possible is None:
+            self._possible = self._probe()
+        return self._possible
+
+    def _probe(self) -> bool:
         probe = NestedMaster(self.code)
         for i in np.flatnonzero(~self.alive):
             probe.mark_dead(i)
