@@ -21,7 +21,9 @@ def check_wait_policy(policy: Any, codes: Sequence[Code] | None = None, *,
     gives a fresh state with a ``deadline`` (None or > 0) and ``add(worker, time) ->
     bool``; ``responders`` keeps the arrival order; once every worker arrived the state
     is satisfied; two states of the same policy do not share arrivals; the same arrival
-    sequence gives the same answers.
+    sequence gives the same answers; ``stop_index`` over the whole sequence (the
+    vectorised path of a known round) stops at the first arrival ``add`` stopped at and
+    keeps the same responders.
 
     Raises:
         AssertionError: a rule is broken (the message names the code and arrivals).
@@ -47,3 +49,9 @@ def check_wait_policy(policy: Any, codes: Sequence[Code] | None = None, *,
         assert list(second.responders) == [], f"{where}: states share their arrivals"
         again = [bool(second.add(w, 0.1 * i)) for i, w in enumerate(order)]
         assert again == answers, f"{where}: the same arrivals gave {again} then {answers}"
+        third = policy.start(code, decoder)
+        m = third.stop_index(np.asarray(order), 0.1 * np.arange(len(order)))
+        expected = answers.index(True) + 1
+        assert m == expected, f"{where}: stop_index gave {m}, add stopped at {expected}"
+        assert list(third.responders) == order[:expected], \
+            f"{where}: stop_index kept {list(third.responders)}"
