@@ -27,11 +27,15 @@ of the subprocess (``ru_maxrss``, includes the interpreter, NumPy and SciPy: abo
 100 MiB) and its increase over the RSS after data generation.
 
 Cost model (per round, n workers, k ~ n partitions, m samples each, dim features):
-gradient O(k m dim) (all partitions every round in the simulated backend); waiting
-O(n log n) (sorting n arrival times); decoding O(n) for ``frc_group`` and ``graph``,
-O(iterations * nnz) for ``optimal``/``exact`` with CGLS (nnz ~ n d, iterations ~
-sqrt(condition number), roughly flat in n for random codes), bookkeeping O(n). So every
-column should grow about linearly; the table gives the fitted log-log slope per scheme.
+gradient O(k m dim) (all partitions every round in the simulated backend, one sparse
+product); waiting O(n log n) (sorting n arrival times, then the wait policy's stopping
+point over the sorted arrivals in one vectorised call: counts, first covers, O(log n)
+decodability checks); decoding O(n) for ``frc_group`` and ``graph``, O(iterations * nnz)
+for ``optimal``/``exact`` with CGLS (nnz ~ n d, iterations roughly flat in n for random
+codes); bookkeeping O(n) (for the plain round a few NumPy passes plus one Python lookup per
+worker with a nonzero decoding weight); the nested protocol handles O(n) beacon events
+one by one in Python. So every column should grow about linearly (slope 1 in the log-log
+fit, up to the n log n sort); the table gives the fitted slope per scheme.
 """
 
 from __future__ import annotations
@@ -56,11 +60,11 @@ SCHEMES = ["frc", "cyclic", "rbgc", "graph", "nested"]
 SAMPLES, DIM, ROUNDS = 20, 20, 5
 MEM_LIMIT = 8 * 2**30                   # address-space cap per run (bytes)
 TIME_LIMIT = 240                        # seconds per run
-# largest n run per scheme on this machine: exact decoding of the cyclic code re-solves
-# least squares after every arrival (7 s per round at n = 1,024), the nested protocol
-# simulates every worker's task events (3.5 s per round at n = 1,024 on the runtime merged
-# in 9c3d1a9, 0.25 s before it; n = 4,096 did not finish 5 rounds in 240 s)
-MAX_N = {"cyclic": 1024, "nested": 4096}
+# largest n run per scheme on this machine: the cyclic code's exact decoding is a dense
+# least-squares solve per check (O(n^3) at n = 4,096 is minutes for 5 rounds); the nested
+# protocol streams every worker's beacons through Python (O(n) events per round, ~0.15 s
+# at n = 1,024 once NestedMaster.possible() is cached; 3.5 s before)
+MAX_N = {"cyclic": 1024, "nested": 16384}
 
 
 # --------------------------------------------------------------------------- child
