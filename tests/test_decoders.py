@@ -205,3 +205,40 @@ def test_optimal_large_frc_equals_group_decoder():
     mask = rng.random(code.n) < 0.6
     np.testing.assert_allclose(gc.decode(code, mask, "optimal").alpha,
                                gc.decode(code, mask, "frc_group").alpha, atol=1e-12)
+
+
+def _reference_frc_groups(code):
+    """The dict-based grouping of 0.1.0 (labels by first appearance of identical rows)."""
+    B = code.B
+    keys = [(B.indices[B.indptr[i]:B.indptr[i + 1]].tobytes(),
+             B.data[B.indptr[i]:B.indptr[i + 1]].tobytes()) for i in range(code.n)]
+    lookup: dict = {}
+    return np.array([lookup.setdefault(key, len(lookup)) for key in keys])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_frc_groups_matches_the_reference_on_shuffled_and_scaled_codes(seed):
+    rng = np.random.default_rng(seed)
+    base = gc.codes.fractional_repetition(n=12, s=int(rng.integers(1, 4)) if seed % 2 else 2)
+    rows = rng.permutation(base.n)
+    scale = np.repeat(rng.uniform(0.5, 2.0, size=base.n // (base.replication)),
+                      base.replication)[rows][:, None]
+    for B in (base.toarray()[rows], base.toarray()[rows] * scale):
+        code = gc.Code(B)
+        np.testing.assert_array_equal(D.frc_groups(code), _reference_frc_groups(code))
+
+
+def test_frc_group_rescales_rows_with_equal_coefficients():
+    """2 x FRC: the first responder of each group gets weight 1/2, so decoding is exact;
+    rows with unequal coefficients get the least-squares scalar."""
+    frc = gc.codes.fractional_repetition(n=6, s=1)
+    doubled = gc.Code(2.0 * frc.toarray())
+    dec = gc.decode(doubled, [1, 2, 5], decoder="frc_group")
+    np.testing.assert_allclose(dec.alpha, np.ones(6), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(dec.weights[[1, 2, 5]], 0.5)
+    uneven = gc.Code(np.array([[1.0, 3.0], [1.0, 3.0]]))
+    w = gc.decode(uneven, [0], decoder="frc_group").weights[0]
+    np.testing.assert_allclose(w, 4.0 / 10.0)                  # (1 + 3) / (1 + 9)
+    grid = np.linspace(0, 1, 2001)
+    best = grid[np.argmin([(1 * x - 1) ** 2 + (3 * x - 1) ** 2 for x in grid])]
+    assert abs(best - w) <= 1e-3

@@ -324,28 +324,43 @@ def frc_groups(code: Code) -> np.ndarray:
     """
     def compute() -> np.ndarray:
         B = code.B
-        keys = [(B.indices[B.indptr[i]:B.indptr[i + 1]].tobytes(),
-                 B.data[B.indptr[i]:B.indptr[i + 1]].tobytes()) for i in range(code.n)]
-        lookup: dict[tuple, int] = {}
-        labels = np.array([lookup.setdefault(key, len(lookup)) for key in keys])
-        owner = np.full(code.k, -1)
-        for i in range(code.n):
-            cols = B.indices[B.indptr[i]:B.indptr[i + 1]]
-            clash = (owner[cols] != -1) & (owner[cols] != labels[i])
-            if np.any(clash):
-                raise ValueError(
-                    f"frc_group: {code.name} is not a fractional-repetition code: partition "
-                    f"{int(cols[clash][0])} is held by two different groups of identical rows")
-            owner[cols] = labels[i]
+        n, width = code.n, max(code.load, 1)
+        lengths = np.diff(B.indptr)
+        # row i as a fixed-width key: its length, column indices and coefficients (padded)
+        slot = np.arange(B.nnz) - np.repeat(B.indptr[:-1], lengths)
+        rows = np.repeat(np.arange(n), lengths)
+        cols = np.full((n, width), -1, dtype=np.int64)
+        cols[rows, slot] = B.indices
+        vals = np.zeros((n, width), dtype=B.dtype)
+        vals[rows, slot] = B.data
+        key = np.hstack([lengths[:, None], cols,
+                         np.ascontiguousarray(vals).view(np.int64).reshape(n, -1)])
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        # number the groups by first appearance (worker order), as a dict lookup would
+        labels = np.argsort(np.argsort(first, kind="stable"), kind="stable")[inverse.ravel()]
+        # distinct groups must hold disjoint partitions: one group label per column
+        low = np.full(code.k, n, dtype=np.int64)
+        high = np.full(code.k, -1, dtype=np.int64)
+        np.minimum.at(low, B.indices, labels[rows])
+        np.maximum.at(high, B.indices, labels[rows])
+        clash = np.flatnonzero((high >= 0) & (low != high))
+        if clash.size:
+            raise ValueError(
+                f"frc_group: {code.name} is not a fractional-repetition code: partition "
+                f"{int(clash[0])} is held by two different groups of identical rows")
         return labels
 
     return _memo(code, ("frc_groups",), compute)
 
 
 def frc_group(code: Code, responders: Any) -> Decoding:
-    """ErasureHead decoding: the FIRST responder of each group gets weight 1.
+    """ErasureHead decoding: the FIRST responder of each group gets weight 1 (1/c for a
+    row whose coefficients all equal c).
 
-    Groups are workers with identical rows (disjoint supports). Uncovered groups are
+    Groups are workers with identical rows (disjoint supports). The first responder of a
+    group gets the weight w = sum_j conj(c_j) / sum_j |c_j|^2 of its row's coefficients c,
+    the least-squares scalar that brings its partitions' alpha closest to 1 (exactly 1
+    when the row's coefficients are equal: w = 1 for 0/1 codes). Uncovered groups are
     dropped with no rescaling, so the estimate is biased: E[g_hat] = (1 - P_erase) g.
     Pass ``responders`` as indices in arrival order; a mask counts lowest index first.
 
@@ -362,8 +377,22 @@ def frc_group(code: Code, responders: Any) -> Decoding:
     first_rank = np.minimum.reduceat(rank[perm], starts)
     first_rank = first_rank[first_rank < n]
     weights = np.zeros(n, dtype=code.B.dtype)
-    weights[order[first_rank]] = 1.0
+    chosen = order[first_rank]
+    weights[chosen] = _frc_row_weights(code)[chosen]
     return _finish(code, weights)
+
+
+def _frc_row_weights(code: Code) -> np.ndarray:
+    """Per row, sum_j conj(c_j) / sum_j |c_j|^2 over its coefficients c (cached; 0 for an
+    empty row)."""
+    def compute() -> np.ndarray:
+        B = code.B
+        total = np.asarray(B.sum(axis=1)).ravel()
+        squares = np.asarray(abs(B).power(2).sum(axis=1)).ravel()
+        safe = np.where(squares > 0, squares, 1.0)
+        return np.where(squares > 0, np.conj(total) / safe, 0.0).astype(B.dtype)
+
+    return _memo(code, ("frc_row_weights",), compute)
 
 
 def _frc_layout(code: Code) -> tuple[np.ndarray, np.ndarray]:
