@@ -200,8 +200,8 @@ def bare_loop(prob, rounds: int, ctx) -> list[float]:
     for j in range(prob.k):
         part = prob.part(j)
         a, b = ctx.Pipe()
-        p = ctx.Process(target=_bare_worker, args=(b, part.X, part.y, part.m_total, part.l2,
-                                                   part.y.size / part.m_total), daemon=True)
+        p = ctx.Process(target=_bare_worker, args=(b, part.X, part.y, prob.m, part.l2,
+                                                   part.y.size / prob.m), daemon=True)
         p.start()
         b.close()
         procs.append(p)
