@@ -4,7 +4,10 @@ arithmetic (same workers, same minibatch rows, wait for all, sum, the same Adam 
 
 * gradcode: ``LocalBackend`` + ``coded_round`` + ``TorchOptimizer`` (an ``Adam`` on the
   model's parameters), the uncoded scheme (B = I, wait for all 8), exactly the work of one
-  ``gc.training.train`` round without the history bookkeeping.
+  ``gc.training.train`` round without the history bookkeeping. Parameters and results
+  travel as raw float32 bytes through the worker pipes (one round message for all
+  workers; results read straight into a fresh buffer), decoding sums the float32 results
+  in place (saxpy), the Adam step runs on float32.
 * dp-shm: the fastest plain loop: parameters and the 8 gradient slots live in shared
   memory (``Tensor.share_memory_``), a pipe per worker only carries "go" / "done".
 * dp-pipe: the plain loop most people write first: float32 parameter bytes sent down a
