@@ -33,6 +33,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 import select
+import socket
 import threading
 import time
 import weakref
@@ -83,6 +84,19 @@ class _Sender(threading.Thread):
                         self.conn.send_bytes(payload)
             except (OSError, ValueError, BrokenPipeError):
                 pass
+
+
+def _widen(conn: Any, nbytes: int) -> None:
+    """Ask for socket buffers that hold a whole vector message (the kernel caps the
+    request at net.core.wmem_max / rmem_max): fewer writer/reader hand-offs per message."""
+    if nbytes <= _INLINE_LIMIT:
+        return
+    try:
+        with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, nbytes)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, nbytes)
+    except OSError:
+        pass                                    # not a socket, or not allowed: keep them
 
 
 def _shutdown(procs: list, conns: list, senders: list, grace: float) -> None:
@@ -194,7 +208,8 @@ class LocalBackend(HostBase):
         self._load = code.row_support.astype(np.float64)
         self._dim = int(problem.dim)
         self._dtype = wire_dtype(getattr(problem, "dtype", np.float64))
-        self._reader = _worker.Reader(_worker.HEADER_SIZE + 8 * self._dim)
+        self._message_bytes = _worker.HEADER_SIZE + 8 * (self._dim + code.n)
+        self._reader = _worker.Reader(self._message_bytes)
         procs, conns = self._spawn(problem, code, task)
         self._procs, self._conns = procs, conns
         self._senders = [None] * code.n
@@ -224,6 +239,8 @@ class LocalBackend(HostBase):
                         parts_cache[j] = problem.part(j)
                     parts.append((j, float(c), parts_cache[j]))
                 parent, child = ctx.Pipe(duplex=True)
+                _widen(parent, self._message_bytes)
+                _widen(child, self._message_bytes)
                 p = ctx.Process(target=_worker.worker_main, name=f"gradcode-worker-{i}",
                                 args=(child, i, parts, task), daemon=True)
                 p.start()
