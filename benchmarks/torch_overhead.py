@@ -4,7 +4,10 @@ arithmetic (same workers, same minibatch rows, wait for all, sum, the same Adam 
 
 * gradcode: ``LocalBackend`` + ``coded_round`` + ``TorchOptimizer`` (an ``Adam`` on the
   model's parameters), the uncoded scheme (B = I, wait for all 8), exactly the work of one
-  ``gc.training.train`` round without the history bookkeeping.
+  ``gc.training.train`` round without the history bookkeeping. Parameters and results
+  travel as raw float32 bytes through the worker pipes (one round message for all
+  workers; results read straight into a fresh buffer), decoding sums the float32 results
+  in place (saxpy), the Adam step runs on float32.
 * dp-shm: the fastest plain loop: parameters and the 8 gradient slots live in shared
   memory (``Tensor.share_memory_``), a pipe per worker only carries "go" / "done".
 * dp-pipe: the plain loop most people write first: float32 parameter bytes sent down a
@@ -39,6 +42,7 @@ import gradcode.optimizers  # noqa: F401
 import gradcode.problems  # noqa: F401
 import gradcode.schemes  # noqa: F401
 import gradcode.training  # noqa: F401
+from gradcode.backends._worker import pack_round
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                        "torch_overhead.md")
@@ -147,12 +151,13 @@ class Gradcode:
         self.be.start(self.prob, self.scheme.code)
         self.opt = gc.optimizers.make_optimizer(
             torch.optim.Adam(self.model.parameters(), lr=lr), None)
-        self.params = np.asarray(self.prob.init_params(), dtype=np.float64)  # as train()
+        self.params = np.array(self.prob.init_params())   # float32, as train() keeps it
 
     def round(self, t: int) -> None:
         res = gc.training.coded_round(self.be, self.scheme, t, self.params)
         assert len(res.responders) == N
-        self.params = np.asarray(self.opt.step(self.params, res.g_hat, t), dtype=np.float64)
+        self.params = np.asarray(self.opt.step(self.params, res.g_hat, t),
+                                 dtype=self.params.dtype)
 
     def close(self) -> None:
         self.be.close()
@@ -169,6 +174,8 @@ class _ZeroPart:
 
 
 class _ZeroProblem:
+    dtype = np.dtype(np.float32)
+
     def __init__(self, dim: int) -> None:
         self.dim, self.k = dim, N
 
@@ -181,7 +188,7 @@ def transfer_only(dim: int, rounds: int) -> float:
     scheme = gc.schemes.uncoded(N)
     be = gc.backends.LocalBackend()
     be.start(_ZeroProblem(dim), scheme.code)
-    p, ts = np.zeros(dim), []
+    p, ts = np.zeros(dim, np.float32), []
     try:
         for t in range(rounds + 2):
             t0 = time.perf_counter()
@@ -198,12 +205,12 @@ def breakdown(g: Gradcode, reps: int) -> dict[str, float]:
     p = g.params
     out: dict[str, list[float]] = {"compute (one worker)": [], "serialise params": [],
                                    "decode (8 answers)": [], "optimiser step": []}
-    values = {i: np.asarray(part.gradient(p, round=0), dtype=np.float64) for i in range(N)}
+    values = {i: np.asarray(part.gradient(p, round=0)) for i in range(N)}   # float32
     for t in range(reps):
         t0 = time.perf_counter()
         part.gradient(p, round=t)
         t1 = time.perf_counter()
-        np.asarray(p, dtype=np.float64).tobytes()
+        pack_round(t, np.zeros(N), p)
         t2 = time.perf_counter()
         g_hat, _, _ = gc.training.decode_round(g.scheme, list(range(N)), values, p.size)
         t3 = time.perf_counter()
@@ -277,8 +284,9 @@ def main() -> None:
         lines.append(f"| {k} | {v * 1e3:.2f} |")
     rest = med["gradcode"] - parts_s["compute (one worker)"] - parts_s["decode (8 answers)"] \
         - parts_s["optimiser step"]
-    lines += [f"| rest: {N} x (serialise + pipe transfer of 8 MB float64 params and 8 MB "
-              f"float64 result), scheduling | {rest * 1e3:.1f} |",
+    mb = loops["gradcode"].prob.dim * 4 / 1e6
+    lines += [f"| rest: {N} x pipe transfer of {mb:.0f} MB float32 params and a {mb:.0f} MB "
+              f"float32 result, scheduling | {rest * 1e3:.1f} |",
               f"| a gradcode round whose workers compute nothing (transfer only) | "
               f"{bare * 1e3:.1f} |",
               "", f"Load average while running: {os.getloadavg()[0]:.1f} on "

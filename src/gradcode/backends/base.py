@@ -73,6 +73,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -353,6 +354,9 @@ def bad_result(value: Any, dim: int | None = None) -> str | None:
     """Why a worker's result must be dropped (wrong type or shape, NaN/inf), else None."""
     if dim is not None and (not isinstance(value, np.ndarray) or value.shape != (dim,)):
         return f"result of shape {getattr(value, 'shape', None)}, expected ({dim},)"
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and \
+            math.isfinite(value.sum()):
+        return None             # a finite sum has only finite terms (one pass, no temporary)
     if not np.all(np.isfinite(value)):
         return "non-finite result (NaN or inf)"
     return None

@@ -2,10 +2,14 @@
 
 * Processes come from stdlib ``multiprocessing`` with the ``forkserver`` (default on
   Linux) or ``spawn`` start method; each worker receives its partitions once, at start.
-* One duplex pipe per worker. The master broadcasts the parameters (a small header plus
-  the raw float64 bytes; payloads above 32 KiB go through a per-worker sender thread so
-  a full pipe can never deadlock the master), then waits on all pipes and all process
-  sentinels with ``multiprocessing.connection.wait`` and the round's deadline.
+* One duplex pipe per worker. The master broadcasts the parameters as ONE message per
+  round (a small header, every worker's delay, the raw parameter bytes in the problem's
+  dtype: float32 for torch/JAX models, float64 for the NumPy problems; see
+  :mod:`gradcode.backends._worker`), built once and written to every asked worker;
+  payloads above 32 KiB go through a per-worker sender thread so a full pipe can never
+  deadlock the master. Results come back as raw bytes behind a small header, read
+  straight into a fresh buffer. The master waits on the pending workers' pipes and
+  process sentinels with one ``select.poll`` object and the round's deadline.
 * Every message carries its round number; results of older rounds are dropped.
 * The worker task is a plug-in (:class:`gradcode.backends.base.WorkerTask`, default the
   coded gradient); it may emit events and answer the master's messages (``send``).
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import select
+import socket
 import threading
 import time
 import weakref
@@ -50,6 +56,7 @@ from .base import (
     check_round_timeout,
     round_delays,
 )
+from .tasks import wire_dtype
 
 __all__ = ["LocalBackend"]
 
@@ -77,6 +84,19 @@ class _Sender(threading.Thread):
                         self.conn.send_bytes(payload)
             except (OSError, ValueError, BrokenPipeError):
                 pass
+
+
+def _widen(conn: Any, nbytes: int) -> None:
+    """Ask for socket buffers that hold a whole vector message (the kernel caps the
+    request at net.core.wmem_max / rmem_max): fewer writer/reader hand-offs per message."""
+    if nbytes <= _INLINE_LIMIT:
+        return
+    try:
+        with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, nbytes)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, nbytes)
+    except OSError:
+        pass                                    # not a socket, or not allowed: keep them
 
 
 def _shutdown(procs: list, conns: list, senders: list, grace: float) -> None:
@@ -163,6 +183,8 @@ class LocalBackend(HostBase):
         self._round = -1
         self._t0 = 0.0
         self._finalizer: Any = None
+        self._poller: Any = None
+        self._watch: dict[int, int] = {}         # fd polled this round -> worker
         self.pids: list[int] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -185,6 +207,9 @@ class LocalBackend(HostBase):
         self._model.validate(code.n)
         self._load = code.row_support.astype(np.float64)
         self._dim = int(problem.dim)
+        self._dtype = wire_dtype(getattr(problem, "dtype", np.float64))
+        self._message_bytes = _worker.HEADER_SIZE + 8 * (self._dim + code.n)
+        self._reader = _worker.Reader(self._message_bytes)
         procs, conns = self._spawn(problem, code, task)
         self._procs, self._conns = procs, conns
         self._senders = [None] * code.n
@@ -214,6 +239,8 @@ class LocalBackend(HostBase):
                         parts_cache[j] = problem.part(j)
                     parts.append((j, float(c), parts_cache[j]))
                 parent, child = ctx.Pipe(duplex=True)
+                _widen(parent, self._message_bytes)
+                _widen(child, self._message_bytes)
                 p = ctx.Process(target=_worker.worker_main, name=f"gradcode-worker-{i}",
                                 args=(child, i, parts, task), daemon=True)
                 p.start()
@@ -263,6 +290,7 @@ class LocalBackend(HostBase):
         self._procs, self._conns, self._senders = [], [], []
         self._alive = np.zeros(0, dtype=bool)
         self._pending = set()
+        self._poller, self._watch = None, {}
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -309,7 +337,7 @@ class LocalBackend(HostBase):
         if not self._procs:
             raise RuntimeError("LocalBackend: start() must be called before broadcast()")
         n = self._code.n
-        body = np.asarray(params, dtype=np.float64)
+        body = np.asarray(params, dtype=self._dtype)
         if body.shape != (self._dim,):
             raise ValueError(f"LocalBackend: params must have shape ({self._dim},), got "
                              f"{body.shape}")
@@ -319,14 +347,32 @@ class LocalBackend(HostBase):
         # policy without a deadline can never wait on it
         asked = np.flatnonzero(self._alive & np.isfinite(delays))
         self._info = RoundInfo(asked=asked)
-        raw = body.tobytes()
+        msg = _worker.pack_round(self._round, delays, body)     # one buffer for everyone
+        self._unwatch_all()
         self._t0 = time.perf_counter()
         for i in asked.tolist():
-            msg = _worker.pack_round(self._round, float(delays[i]), raw)
-            self._send(i, [("bytes", msg)], len(msg))
+            self._send(i, [("bytes", msg)], msg.nbytes)
             self._busy[i] = True
+            self._watch_worker(i)
         self._pending = set(asked.tolist())
         return asked
+
+    def _watch_worker(self, i: int) -> None:
+        if self._poller is None:
+            self._poller = select.poll()
+        for fd in (self._conns[i].fileno(), self._procs[i].sentinel):
+            self._poller.register(fd, select.POLLIN)
+            self._watch[fd] = i
+
+    def _unwatch(self, i: int) -> None:
+        for fd in (self._conns[i].fileno(), self._procs[i].sentinel):
+            if self._watch.pop(fd, None) is not None:
+                self._poller.unregister(fd)
+
+    def _unwatch_all(self) -> None:
+        for fd in list(self._watch):
+            self._poller.unregister(fd)
+        self._watch.clear()
 
     def send(self, worker: int, message: Any) -> None:
         """A protocol message to one worker of the current round."""
@@ -337,34 +383,32 @@ class LocalBackend(HostBase):
         """The round's events (see :mod:`gradcode.backends.base`): waits on every pending
         worker's pipe and process sentinel, up to ``deadline`` seconds after the
         broadcast."""
-        info, t0, pending = self._info, self._t0, self._pending
-        by_obj: dict[Any, int] = {}
-        for i in pending:
-            by_obj[self._conns[i]] = i
-            by_obj[self._procs[i].sentinel] = i
+        info, t0, pending, watch = self._info, self._t0, self._pending, self._watch
         end = None if deadline is None else t0 + deadline
         while pending:
             timeout = None if end is None else max(0.0, end - time.perf_counter())
-            ready = mp_wait(list(by_obj), timeout=timeout)
+            ready = self._poller.poll(_worker.poll_ms(timeout))
             if not ready:
+                if end is not None and time.perf_counter() < end:
+                    continue                                # woke early: wait on
                 break                                       # deadline
-            for obj in ready:
-                i = by_obj.get(obj)
+            for fd, _ in ready:
+                i = watch.get(fd)
                 if i is None or i not in pending:
                     continue
-                if obj is not self._conns[i]:               # sentinel: the process ended
-                    yield from self._worker_died(i, pending, by_obj)
+                if fd != self._conns[i].fileno():           # sentinel: the process ended
+                    yield from self._worker_died(i, pending)
                     continue
                 try:
-                    msg = self._conns[i].recv()
+                    msg = self._reader.read(self._conns[i])
                 except (EOFError, OSError):
-                    yield from self._worker_died(i, pending, by_obj)
+                    yield from self._worker_died(i, pending)
                     continue
                 event = self._accept(i, msg)
                 if event is None:
                     continue
                 if event.kind in ("result", "dropped"):
-                    self._forget(i, pending, by_obj)
+                    self._forget(i, pending)
                     self._busy[i] = False
                 info.end_time = event.time
                 yield event
@@ -372,24 +416,23 @@ class LocalBackend(HostBase):
             info.end_time = float(deadline)
             yield Event(-1, float(deadline), float(deadline), self._round, "timer")
 
-    def _worker_died(self, i: int, pending: set, by_obj: dict) -> Iterator[Event]:
+    def _worker_died(self, i: int, pending: set) -> Iterator[Event]:
         """Events a dead worker sent before dying (the sentinel may be reported before
         the pipe in the same wait), then its ``"dead"`` event."""
         try:
             while self._conns[i].poll(0):
-                event = self._accept(i, self._conns[i].recv())
+                event = self._accept(i, self._reader.read(self._conns[i]))
                 if event is not None:
                     yield event
         except (EOFError, OSError):
             pass
-        self._forget(i, pending, by_obj)
+        self._forget(i, pending)
         self._mark_dead(i)
         yield Event(i, None, time.perf_counter() - self._t0, self._round, "dead")
 
-    def _forget(self, i: int, pending: set, by_obj: dict) -> None:
+    def _forget(self, i: int, pending: set) -> None:
         pending.discard(i)
-        by_obj.pop(self._conns[i], None)
-        by_obj.pop(self._procs[i].sentinel, None)
+        self._unwatch(i)
 
     def _accept(self, i: int, msg: tuple) -> Event | None:
         """The event of one worker message; None for a message of an older round."""
@@ -417,6 +460,7 @@ class LocalBackend(HostBase):
             self._send(i, [("obj", ("cancel", self._round))], 0)
         self._busy[:] = False
         self._pending.clear()
+        self._unwatch_all()
 
     def reassign(self, problem: Any, code: Any, task: Any = None) -> None:
         """Hold another code's partitions: new worker processes (same delays)."""

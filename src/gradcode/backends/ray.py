@@ -4,7 +4,8 @@ Worker i is an async Ray actor (:class:`~gradcode.backends._ray_actor.GradientWo
 that loads the partitions it holds (the support of row i of B) in its constructor, so an
 actor that Ray restarts rebuilds itself and rejoins. Each round the master
 
-1. puts the parameters in the object store once (``ray.put``) and sends the reference to
+1. puts the parameters in the object store once (``ray.put``, in the problem's dtype:
+   float32 for torch/JAX models, float64 otherwise) and sends the reference to
    every live worker together with its injected delay for that round,
 2. streams the answers with ``ray.wait(..., num_returns=..., timeout=...)`` until the
    round's deadline (``policy_state.deadline``) or until no live worker is left,
@@ -52,7 +53,7 @@ from .base import (
     check_round_timeout,
     round_delays,
 )
-from .tasks import CodedGradientTask
+from .tasks import CodedGradientTask, wire_dtype
 
 __all__ = ["RayBackend", "connect", "parse_address", "probe"]
 
@@ -449,6 +450,7 @@ class RayBackend(HostBase):
             self.nodes[worker] = node
             self.restarts[worker] = 0
         self._dim = int(problem.dim)
+        self._dtype = wire_dtype(getattr(problem, "dtype", np.float64))   # float32 models
         self._alive = np.ones(n, dtype=bool)
 
     def reassign(self, problem: Any, code: Any, task: Any = None) -> None:
@@ -491,7 +493,7 @@ class RayBackend(HostBase):
         round = int(round)
         delays = round_delays(self._model, round, self.load, self.code.n, self.time_scale)
         # no defensive copy: ray.put below serialises a snapshot of params at once
-        params = np.ascontiguousarray(params, dtype=np.float64)
+        params = np.ascontiguousarray(params, dtype=self._dtype)
         if params.shape != (self._dim,):
             raise ValueError(f"ray backend: params must have shape ({self._dim},), got "
                              f"{params.shape}")

@@ -32,7 +32,22 @@ import numpy as np
 from ..models.problems import gradient_at
 from .base import CodedRows, RowRef, Schedule
 
-__all__ = ["CodedGradientTask", "TaskContext", "run_task"]
+__all__ = ["CodedGradientTask", "TaskContext", "run_task", "wire_dtype"]
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
+def wire_dtype(dtype: Any) -> np.dtype:
+    """The dtype vectors travel in between the master and the workers: float32 stays
+    float32 (torch and JAX models), anything else is sent as float64 (the NumPy problems).
+
+    Example:
+        >>> wire_dtype("float32").name, wire_dtype(int).name
+        ('float32', 'float64')
+    """
+    return _FLOAT32 if np.dtype(dtype) == _FLOAT32 else _FLOAT64
+
 
 class TaskContext:
     """Worker-side context of one round (see :class:`gradcode.backends.base.WorkerTask`).
@@ -144,7 +159,12 @@ class _CodedRunner:
             if ctx.cancelled():
                 return None
             term = coef * np.asarray(gradient_at(part, params, ctx.round))
-            total = term if total is None else total + term
+            if total is None:
+                total = term
+            elif total.shape == term.shape and total.dtype == np.result_type(total, term):
+                total += term                       # in place: no new vector per partition
+            else:
+                total = total + term
         if total is None:
             return np.zeros_like(params)
         return total

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.linalg.blas import daxpy
+from scipy.linalg.blas import daxpy, saxpy
 
 from ..backends.base import Event, RowRef
 from ..codes.catalogue import resolve
@@ -231,13 +231,18 @@ def _combine(dec: Any, order: np.ndarray, values: dict[int, Any], dim: int) -> n
         weights = np.zeros_like(dec.weights)
         weights[used] = dec.weights[used]
         return first.rows.combine(weights)         # G^T (B^T a): F is never built
-    g_hat = np.zeros(dim, dtype=np.result_type(dec.weights.dtype, np.float64))
-    for i in used:
-        value = np.asarray(values[int(i)])
+    vectors = [np.asarray(values[int(i)]) for i in used]
+    # float32 results (torch/JAX models) are summed in float32, everything else in float64
+    single = bool(vectors) and not np.iscomplexobj(dec.weights) and \
+        all(v.dtype == np.float32 for v in vectors)
+    g_hat = np.zeros(dim, dtype=np.float32 if single else
+                     np.result_type(dec.weights.dtype, np.float64))
+    axpy = saxpy if single else daxpy
+    for i, value in zip(used, vectors):
         weight = dec.weights[i]
-        if (g_hat.dtype == np.float64 and value.dtype == np.float64 and value.ndim == 1
-                and value.shape == g_hat.shape and not np.iscomplexobj(weight)):
-            daxpy(value, g_hat, a=float(weight))   # in place: no temporary per responder
+        if (value.dtype == g_hat.dtype and value.ndim == 1 and value.shape == g_hat.shape
+                and value.flags.c_contiguous and not np.iscomplexobj(weight)):
+            axpy(value, g_hat, a=float(weight))    # in place: no temporary per responder
         else:
             g_hat += weight * value
     return g_hat
@@ -263,7 +268,9 @@ def decode_round(scheme: Any, responders: list[int],
     g_hat = _combine(dec, order, values, dim)
     if np.iscomplexobj(g_hat):
         g_hat = g_hat.real
-    return np.asarray(g_hat, dtype=np.float64), dec, used
+    if g_hat.dtype != np.float32:
+        g_hat = np.asarray(g_hat, dtype=np.float64)
+    return g_hat, dec, used
 
 
 class _ScheduledValues(dict):

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..backends import get_backend
 from ..backends.base import WorkersLostError
+from ..backends.tasks import wire_dtype
 from ..core.validate import check_int, check_real
 from ..models.optimizers import Optimizer, make_optimizer
 from ..models.stragglers import (
@@ -273,7 +274,11 @@ class _Run:
                  opt: Optimizer, fingerprint: dict, settings: dict) -> None:
         self.problem, self.scheme, self.host, self.model = problem, scheme, host, model
         self.opt, self.fingerprint, self.cfg = opt, fingerprint, settings
-        self.params = np.asarray(problem.init_params(), dtype=np.float64).copy()
+        init = np.asarray(problem.init_params())
+        # the model's dtype: float32 for torch/JAX models (parameters travel, and the
+        # optimiser steps, in float32), float64 for everything else
+        self.dtype = wire_dtype(init.dtype)
+        self.params = np.array(init, dtype=self.dtype)
         if self.params.shape != (int(problem.dim),):
             raise ValueError(f"train: problem.init_params() has shape {self.params.shape}, "
                              f"expected ({problem.dim},)")
@@ -295,7 +300,7 @@ class _Run:
         if diff:
             raise ValueError(f"train: the checkpoint in {os.fspath(checkpoint)!r} belongs to "
                              f"a different run; mismatches (saved, now): {diff}")
-        self.params = np.asarray(ck["params"], dtype=np.float64).copy()
+        self.params = np.array(ck["params"], dtype=self.dtype)
         self.opt.load_state(ck["optimizer_arrays"], ck["optimizer"])
         self.history = ck["history"]
         self.history.meta["rounds"] = self.cfg["rounds"]
@@ -326,7 +331,7 @@ class _Run:
         g_hat = res.g_hat
         rel = self._grad_error(res.info, g_hat)
         if res.responders:
-            self.params = np.asarray(self.opt.step(self.params, g_hat, t), dtype=np.float64)
+            self.params = np.asarray(self.opt.step(self.params, g_hat, t), dtype=self.dtype)
         info = res.info
         row: dict[str, Any] = {
             "round": t, "wall_time": self.wall_offset + time.perf_counter() - self.t_start,
