@@ -140,7 +140,7 @@ def _build_app() -> Any:
     ) -> None:
         """Random and worst-case decoding error against the number of stragglers."""
         from ..analysis import decoding_error as analysis
-        from ..core.decoders import DECODERS, resolve
+        from ..codes.catalogue import DECODERS, resolve
         from .config import parse_params
         from .report import analysis_table, matplotlib_available, plot_analysis
 

@@ -356,7 +356,7 @@ def _parse_scheme(raw: Any, where: str) -> SchemeConfig:
         raise _err(f"{where}.code is required; allowed values: {', '.join(scheme_codes())}")
     code = _get(t, where, "code", str, None, choices=tuple(scheme_codes()))
     params = _get(t, where, "params", dict, {})
-    from ..core.decoders import DECODERS
+    from ..codes.catalogue import DECODERS
 
     decoder = _get(t, where, "decoder", str, None, choices=tuple(sorted(DECODERS)))
     wait = _get(t, where, "wait", str, None, choices=WAITS)
