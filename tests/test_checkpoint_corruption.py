@@ -78,6 +78,31 @@ def _pickled_params(d):
     (d / "arrays.npz").write_bytes(buf.getvalue())
 
 
+def _huge_header(d):
+    """params.npy claims 10^12 float64 (8 TB) but holds 4: refused before numpy allocates."""
+    a = _arrays(d)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**12,)})
+    with zipfile.ZipFile(d / "arrays.npz", "w") as z:
+        for key, value in a.items():
+            if key == "params":
+                continue
+            buf = io.BytesIO()
+            np.save(buf, value)
+            z.writestr(f"{key}.npy", buf.getvalue())
+        z.writestr("params.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + bytes(32))
+
+
+def _zip_version(d):
+    """'version needed to extract' of the first member set to 19.2: zipfile raises
+    NotImplementedError (found by benchmarks/faults.py)."""
+    data = bytearray((d / "arrays.npz").read_bytes())
+    central = data.index(b"PK\x01\x02")              # the first central directory record
+    data[central + 6:central + 8] = (192).to_bytes(2, "little")
+    (d / "arrays.npz").write_bytes(bytes(data))
+
+
 def _rows_drop_one(h):
     h["rows"].pop()
 
@@ -141,6 +166,8 @@ CORRUPTIONS = [
     ("arrays is one .npy", lambda d: np.save(open(d / "arrays.npz", "wb"), np.zeros(3)),
      "arrays.npz", "npz"),
     ("arrays pickled object", _pickled_params, "arrays.npz", "npz"),
+    ("arrays header claims 8 TB", _huge_header, "arrays.npz", "declares"),
+    ("arrays zip version 19.2", _zip_version, "arrays.npz", "npz"),
     ("params missing", lambda d: _set_arrays(d, drop=("params",)), "arrays.npz", "'params'"),
     ("params NaN", lambda d: _set_arrays(d, params=np.full(4, np.nan)), "arrays.npz",
      "'params'"),

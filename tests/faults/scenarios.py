@@ -305,9 +305,10 @@ def _summary(tmp: Path) -> dict[str, Any] | None:
 
 
 def compare_kill_while_workers_start(trial: int) -> dict[str, Any]:
-    """kill -9 a worker of the second scheme as soon as it appears (while the workers
-    start, or in its first rounds): the first scheme's results are written whatever
-    happens to the second, and the exit code says whether something failed."""
+    """kill -9 a worker as soon as a new one appears after the first few (while the
+    workers of a scheme start, or in its first rounds): the hit scheme either recovers or
+    is reported failed with its reason, the other one's results are written in full, and
+    the exit code says whether something failed (3) or not (0)."""
     rng = random.Random(trial)
     tmp = Path(tempfile.mkdtemp(prefix="gradcode-faults-"))
     t0 = time.monotonic()
@@ -334,14 +335,20 @@ def compare_kill_while_workers_start(trial: int) -> dict[str, Any]:
     elif summary is None:
         result["outcome"] = f"lost results (exit {code})"
     else:
-        first = next((s for s in summary["schemes"] if s["name"] == "first"), None)
-        if first is None or first["status"] != "ok" or first["rounds"] != 40:
-            result["outcome"] = "lost the first scheme"
-        elif code not in (0, 3) or "Traceback" in text:
+        entries = {s["name"]: s for s in summary["schemes"]}
+        failed = [s for s in entries.values() if s["status"] == "failed"]
+        if set(entries) != {"first", "second"}:
+            result["outcome"] = f"lost results (schemes {sorted(entries)})"
+        elif len(failed) > 1 or any(not s["error"] for s in failed):
+            result["outcome"] = "more than the hit scheme failed, or no reason given"
+        elif any(s["rounds"] != 40 for s in entries.values() if s["status"] == "ok"):
+            result["outcome"] = "lost rounds"
+        elif code != (3 if failed else 0) or "Traceback" in text:
             result["outcome"] = f"exit {code}"
         else:
             result["outcome"] = "ok"
-        status = {s["name"]: s["status"] for s in summary["schemes"]}
+        status = {s["name"]: s["status"] + (f" ({s['error']})" if s["error"] else "")
+                  for s in summary["schemes"]}
         result["detail"] = f"killed {killed} after {delay:.2f} s; exit {code}; {status}"
     return result
 

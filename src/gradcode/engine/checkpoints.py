@@ -191,16 +191,38 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
     if os.path.isdir(path):
         raise ValueError(f"load_checkpoint: {path} is a directory, expected the npz arrays")
     try:
+        _check_member_sizes(path)
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError("a single array, not an npz archive of named arrays")
         with z:
             return {k: np.asarray(z[k]) for k in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
-            AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy raise a dozen types
+        # for damaged archives (BadZipFile, EOFError, NotImplementedError, zlib.error, ...)
         raise ValueError(f"load_checkpoint: {path}: not a readable npz archive "
                          f"({type(exc).__name__}: {exc}); the checkpoint is corrupted or "
                          f"truncated") from None
+
+
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_member_sizes(path: str) -> None:
+    """Every member's .npy header must declare no more bytes than the member holds, so a
+    damaged header cannot make numpy allocate a huge array before failing."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version not in _NPY_HEADERS:
+                    raise ValueError(f"member {info.filename}: unsupported .npy version "
+                                     f"{version}")
+                shape, _, dtype = _NPY_HEADERS[version](fh)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared > info.file_size:
+                raise ValueError(f"member {info.filename} declares {declared} bytes of data "
+                                 f"but holds {info.file_size}")
 
 
 def _array_round(path: str, arrays: dict[str, np.ndarray]) -> int:
