@@ -365,7 +365,8 @@ def cli_signal(trial: int, sig: int = signal.SIGTERM, backend: str = "local") ->
     while time.monotonic() - t0 < HANG_S and len(seen) < wait_for and proc.poll() is None:
         seen |= set(descendants(proc.pid))
         time.sleep(0.05)
-    time.sleep(rng.uniform(1.0, 3.0))
+    # local: mid-training; Ray: from its start-up (held until ray.init returns) to training
+    time.sleep(rng.uniform(1.0, 3.0) if backend == "local" else rng.uniform(0.5, 12.0))
     seen |= set(descendants(proc.pid))
     _kill(proc.pid, sig)
     code, text = _finish(proc)

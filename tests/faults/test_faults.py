@@ -68,6 +68,12 @@ def test_kill_a_ray_actor_mid_training():
 
 
 @pytest.mark.ray
+def test_sigterm_to_compare_on_ray():
+    pytest.importorskip("ray")
+    check(sc.cli_signal(3, signal.SIGTERM, "ray"))
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("mode", ["exit", "sigint", "sigterm"])
 def test_no_ray_process_survives_the_driver(mode):
     pytest.importorskip("ray")

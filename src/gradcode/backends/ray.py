@@ -32,7 +32,9 @@ import logging
 import math
 import os
 import re
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -240,12 +242,54 @@ def connect(address: str = "local", *, num_cpus: int | None = None,
     if loopback:
         options["_node_ip_address"] = _LOOPBACK
     try:
-        with _loopback_only(loopback):
+        with _loopback_only(loopback), _keep_sigterm_handler():
             ray.init(address=address, **options)
     except ConnectionError as err:
         raise ConnectionError(f"ray backend: could not join the Ray cluster at "
                               f"{address!r}: {err}") from err
     return True
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler() -> Iterator[None]:
+    """Keep the program's own SIGTERM handler across ``ray.init``.
+
+    ``ray.init`` installs ``sys.exit(15)`` as the SIGTERM handler, and the driver's core
+    worker a C++ crash handler that dumps a stack and may abort. When the program has a
+    handler of its own (``gradcode compare`` writes partial results on SIGTERM), a SIGTERM
+    that arrives while Ray starts is held, Ray's handlers are not installed, and the
+    program's handler runs once ``ray.init`` has returned (so ``ray.shutdown`` knows every
+    process it started). Without such a handler Ray's stays: its exit runs
+    ``ray.shutdown`` at interpreter exit, so no Ray process outlives the driver.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    if not callable(previous):
+        yield
+        return
+    try:
+        from ray._private import ray_constants
+        from ray._private import utils as ray_utils
+    except ImportError:                                   # pragma: no cover - other Ray
+        ray_constants = ray_utils = None
+    pending: list[int] = []
+    setter = getattr(ray_utils, "set_sigterm_handler", None)
+    crash_flag = getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
+    signal.signal(signal.SIGTERM, lambda signum, frame: pending.append(signum))
+    if setter is not None:
+        ray_utils.set_sigterm_handler = lambda handler: None
+    if crash_flag is not None:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    try:
+        yield
+    finally:
+        if setter is not None:
+            ray_utils.set_sigterm_handler = setter
+        if crash_flag is not None:
+            ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = crash_flag
+        signal.signal(signal.SIGTERM, previous)
+    if pending:
+        previous(pending[0], None)                        # e.g. raises Terminated now
 
 
 @contextlib.contextmanager
