@@ -248,16 +248,16 @@ def _build_app() -> Any:
         from . import compare as cmp
         from .config import load_config
         from .report import summary_table, write_results
-        from .signals import Terminated, sigterm_as_interrupt
+        from .signals import sigterm_as_interrupt, sigterm_received
 
         with sigterm_as_interrupt():
             try:
                 _experiment(cmp, load_config, summary_table, write_results, config_path,
                             overrides, single=single, quiet=quiet)
-            except Terminated:
-                typer.echo("terminated (SIGTERM)", err=True)
-                raise typer.Exit(EXIT_TERMINATED) from None
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:          # Terminated (SIGTERM) is one too
+                if sigterm_received():
+                    typer.echo("terminated (SIGTERM)", err=True)
+                    raise typer.Exit(EXIT_TERMINATED) from None
                 typer.echo("interrupted", err=True)
                 raise typer.Exit(EXIT_INTERRUPTED) from None
 

@@ -36,7 +36,7 @@ from typing import Any, Self
 import numpy as np
 
 from .config import ExperimentConfig, SchemeConfig, load_config
-from .signals import Terminated
+from .signals import Terminated, sigterm_received
 
 __all__ = [
     "ComparisonResult",
@@ -491,7 +491,8 @@ def run(plan: Plan, *, progress: bool = True, console: Any = None) -> Comparison
                     histories[scheme.name] = final
                 live.end(scheme, histories[scheme.name])
     except KeyboardInterrupt as exc:          # Ctrl-C, or SIGTERM under the CLI
-        interrupted = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        interrupted = "SIGTERM" if isinstance(exc, Terminated) or sigterm_received() \
+            else "SIGINT"
     elapsed = time.perf_counter() - started
     for rows in histories.values():
         _add_time(rows, cfg.backend)

@@ -5,7 +5,10 @@ period, SIGKILL. Inside :func:`sigterm_as_interrupt` the first SIGTERM raises
 :class:`Terminated`, a ``KeyboardInterrupt``: every ``finally`` and ``except
 KeyboardInterrupt`` that Ctrl-C goes through runs (workers closed, checkpoint written,
 partial results saved). A second SIGTERM during that clean-up is not caught (the default
-action: the process ends at once).
+action: the process ends at once). Some libraries turn any exception raised by a signal
+handler during a blocking call into a plain ``KeyboardInterrupt`` (Ray's ``ray.get`` and
+``ray.wait`` do), so :func:`sigterm_received` tells the two apart by the signal, not by
+the exception type.
 
 Example:
     >>> from gradcode.app.signals import Terminated, sigterm_as_interrupt
@@ -23,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["EXIT_TERMINATED", "Terminated", "sigterm_as_interrupt"]
+__all__ = ["EXIT_TERMINATED", "Terminated", "sigterm_as_interrupt", "sigterm_received"]
 
 EXIT_TERMINATED = 128 + signal.SIGTERM
 """Exit status after a SIGTERM (143), the shell's convention for "ended by signal 15"."""
@@ -33,7 +36,17 @@ class Terminated(KeyboardInterrupt):
     """Raised in the main thread by the first SIGTERM inside :func:`sigterm_as_interrupt`."""
 
 
+_received = threading.Event()
+
+
+def sigterm_received() -> bool:
+    """Whether a SIGTERM arrived inside the current (or last) :func:`sigterm_as_interrupt`
+    block; True also when a library re-raised it as a plain ``KeyboardInterrupt``."""
+    return _received.is_set()
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
+    _received.set()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)       # a second SIGTERM ends the process
     raise Terminated(f"received signal {signal.Signals(signum).name}")
 
@@ -45,6 +58,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _received.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
