@@ -229,7 +229,8 @@ def check_results(out: Path, stdout: str) -> dict:
         want = [fmt(s["load"]), fmt(s["rounds"]),
                 "never" if s["time_to_target"] is None else fmt(s["time_to_target"]),
                 "-" if s["speedup"] is None else fmt(s["speedup"]) + "x",
-                fmt(s["final_loss"]), fmt(s["final_accuracy"]), fmt(s["mean_error"])]
+                fmt(s["final_loss"]), fmt(s["final_accuracy"]), fmt(s["mean_error"]),
+                s["status"]]
         assert cells == want, (s["name"], cells, want)
     return summary
 

@@ -15,7 +15,8 @@ CORE = ["gradcode", "gradcode.core.code", "gradcode.core.decoders", "gradcode.co
         "gradcode.analysis", "gradcode.analysis.decoding_error", "gradcode.analysis.latency",
         "gradcode.codes.catalogue", "gradcode.codes.designs", "gradcode.protocols.nested",
         "gradcode.protocols.nested_scheme", "gradcode.app.compare", "gradcode.engine.rounds",
-        "gradcode.backends.tasks", "gradcode.backends.simulated"]
+        "gradcode.backends.tasks", "gradcode.backends.simulated", "gradcode.engine.checkpoints",
+        "gradcode.app.signals"]
 FAMILIES = [f"gradcode.codes.{m.name}" for m in pkgutil.iter_modules(gradcode.codes.__path__)
             if not m.name.startswith("_") and f"gradcode.codes.{m.name}" not in CORE]
 # Modules whose examples run in other test files (training side, estimation, ray extra,

@@ -9,7 +9,10 @@ Commands::
     gradcode decompile module:function --args-shapes 3,4:float32 [...] [--grad]
 
 Exit codes: 0 success, 1 a missing optional extra, 2 bad input (one line on stderr, no
-traceback), 130 interrupted with Ctrl-C (partial results are written).
+traceback; nothing was started), 3 ``compare``/``run`` finished but at least one scheme
+failed (its reason is on stderr and in summary.json; the other schemes' results are
+written), 130 interrupted with Ctrl-C (SIGINT) and 143 stopped with SIGTERM (both write
+the partial results: the finished schemes and the rounds of the running one).
 """
 
 import inspect
@@ -22,6 +25,8 @@ __all__ = ["main"]  # and `app` (the typer application, built on first access)
 EXIT_BAD_INPUT = 2
 EXIT_MISSING_EXTRA = 1
 EXIT_INTERRUPTED = 130
+EXIT_SCHEME_FAILED = 3
+EXIT_TERMINATED = 143          # 128 + SIGTERM, as gradcode.app.signals.EXIT_TERMINATED
 
 _APP: Any = None
 
@@ -135,7 +140,7 @@ def _build_app() -> Any:
     ) -> None:
         """Random and worst-case decoding error against the number of stragglers."""
         from ..analysis import decoding_error as analysis
-        from ..core.decoders import DECODERS, resolve
+        from ..codes.catalogue import DECODERS, resolve
         from .config import parse_params
         from .report import analysis_table, matplotlib_available, plot_analysis
 
@@ -243,32 +248,50 @@ def _build_app() -> Any:
         from . import compare as cmp
         from .config import load_config
         from .report import summary_table, write_results
+        from .signals import sigterm_as_interrupt, sigterm_received
 
-        try:
+        with sigterm_as_interrupt():
             try:
-                cfg = load_config(config_path, overrides=overrides, single=single)
-                _check_out(cfg.out)
-                plan = cmp.prepare(cfg)
-            except cmp.MissingExtraError as exc:
-                raise _fail(str(exc), EXIT_MISSING_EXTRA) from None
-            except (ValueError, TypeError) as exc:
-                raise _fail(str(exc)) from None
-            console = _console()
-            for note in plan.notes:
-                typer.echo(f"note: {note}", err=True)
-            # Ctrl-C inside run() is caught there: the finished schemes and the rows of the
-            # running one are kept, the backend closes its workers, and we write them below.
-            result = cmp.run(plan, progress=not quiet, console=console)
-            paths = write_results(cfg.out, result.summary, result.histories,
-                                  time_key=result.summary["time_key"])
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+                _experiment(cmp, load_config, summary_table, write_results, config_path,
+                            overrides, single=single, quiet=quiet)
+            except KeyboardInterrupt:          # Terminated (SIGTERM) is one too
+                if sigterm_received():
+                    typer.echo("terminated (SIGTERM)", err=True)
+                    raise typer.Exit(EXIT_TERMINATED) from None
+                typer.echo("interrupted", err=True)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    def _experiment(cmp, load_config, summary_table, write_results, config_path, overrides, *,
+                    single: bool, quiet: bool) -> None:
+        try:
+            cfg = load_config(config_path, overrides=overrides, single=single)
+            _check_out(cfg.out)
+            plan = cmp.prepare(cfg)
+        except cmp.MissingExtraError as exc:
+            raise _fail(str(exc), EXIT_MISSING_EXTRA) from None
+        except (ValueError, TypeError) as exc:
+            raise _fail(str(exc)) from None
+        console = _console()
+        for note in plan.notes:
+            typer.echo(f"note: {note}", err=True)
+        # Ctrl-C or SIGTERM inside run() is caught there: the finished schemes and the rows
+        # of the running one are kept, the backend closes its workers, and we write them
+        # below (a second signal while writing ends the process).
+        result = cmp.run(plan, progress=not quiet, console=console)
+        paths = write_results(cfg.out, result.summary, result.histories,
+                              time_key=result.summary["time_key"])
         console.print(summary_table(result.summary))
         typer.echo(f"results: {Path(cfg.out)}/ ({', '.join(p.name for p in paths)})")
+        for name, reason in result.failed.items():
+            typer.echo(f"failed: {name}: {reason}", err=True)
         if result.interrupted:
+            if result.summary.get("signal") == "SIGTERM":
+                typer.echo("terminated (SIGTERM): partial results written", err=True)
+                raise typer.Exit(EXIT_TERMINATED)
             typer.echo("interrupted: partial results written", err=True)
             raise typer.Exit(EXIT_INTERRUPTED)
+        if result.failed:
+            raise typer.Exit(EXIT_SCHEME_FAILED)
 
     def _check_out(out: str) -> None:
         path = Path(out)

@@ -14,6 +14,12 @@ the same optimizer, and every worker i in round t is delayed by ``load_i * u[t, 
 ``u`` is drawn from ``default_rng([seed, t])`` (see :mod:`gradcode.stragglers`), so a
 worker that is slow for one scheme is slow for all of them.
 
+Failures stay per scheme: a scheme whose code, decoder or wait policy does not fit
+(checked by :func:`prepare`, before any worker starts) or whose training raises (a worker
+lost while starting, every worker dead, ...) is reported in the summary with
+``status = "failed"`` and its ``error``; the other schemes run and are written as usual.
+``ComparisonResult.failed`` maps each failed scheme to its reason.
+
 The summary's numbers are rounded to 4 significant digits; the table shows exactly them.
 The target loss is kept exact, so ``rounds_to_target`` and ``time_to_target`` can be
 recomputed from history.csv and summary.json.
@@ -30,6 +36,7 @@ from typing import Any, Self
 import numpy as np
 
 from .config import ExperimentConfig, SchemeConfig, load_config
+from .signals import Terminated, sigterm_received
 
 __all__ = [
     "ComparisonResult",
@@ -60,6 +67,7 @@ class Plan:
     delays: Any                                              # gc.stragglers.DelayModel
     notes: list[str] = field(default_factory=list)      # printed before the run
     remarks: list[str] = field(default_factory=list)    # only in summary.json / report
+    failed: dict[str, str] = field(default_factory=dict)  # scheme name -> why it cannot run
     _problems: dict[int, Any] = field(default_factory=dict)
 
     def problem(self, k: int) -> Any:
@@ -76,6 +84,7 @@ class ComparisonResult:
     summary: dict[str, Any]
     histories: dict[str, list[dict[str, Any]]]
     interrupted: bool = False
+    failed: dict[str, str] = field(default_factory=dict)   # scheme name -> reason
 
 
 # --------------------------------------------------------------------------- building
@@ -230,8 +239,9 @@ def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme")
             else:
                 base = sch.approximate(code, r=_default_r(n), decoder=decoder)
         name = sc.name or base.name
+        _check_coverage(base.code, sc)
         if sc.decoder is None and sc.wait is None:
-            return replace(base, name=name)        # keeps a Scheme subclass (nested)
+            return _check_decoder_fits(replace(base, name=name))  # keeps a Scheme subclass
         decoder = sc.decoder or base.decoder
         policy = base.wait
         if sc.wait is not None:
@@ -242,9 +252,39 @@ def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme")
                       "until_error": lambda: wt.until_error(sc.eps),
                       "erasurehead": lambda: wt.erasurehead(sc.w or _default_r(n)),
                       }[sc.wait]()
-        return sch.Scheme(base.code, decoder, policy, name=name)
+        return _check_decoder_fits(sch.Scheme(base.code, decoder, policy, name=name))
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"{where}: {exc}") from None
+
+
+def _check_coverage(code: Any, sc: SchemeConfig) -> None:
+    """A code that leaves partitions on no worker can never recover their gradients:
+    refused unless the scheme sets ``allow_uncovered = true``."""
+    missing = code.uncovered
+    if missing.size and not sc.allow_uncovered:
+        what = "is all zeros" if missing.size == code.k else \
+            f"leaves {missing.size} of {code.k} partitions on no worker (partitions " \
+            f"{missing[:5].tolist()}{' ...' if missing.size > 5 else ''})"
+        raise ValueError(f"the code {code.name} {what}: their gradients can never be "
+                         f"recovered; set allow_uncovered = true in the scheme to run it anyway")
+
+
+def _check_decoder_fits(scheme: Any) -> Any:
+    """Decode once with every worker responding: a decoder that needs a structure the code
+    lacks (frc_group, graph, bibd, product, unbiased on a cyclic code ...) fails here, before
+    any worker starts, instead of in the first round."""
+    from ..codes.catalogue import decode
+    from ..core.errors import NotDecodableError
+
+    if getattr(scheme, "run_round", None) is not None:
+        return scheme                    # its own round protocol decodes per level
+    try:
+        decode(scheme.code, np.ones(scheme.code.n, dtype=bool), scheme.decoder)
+    except (ValueError, TypeError, NotDecodableError) as exc:
+        label = scheme.decoder if isinstance(scheme.decoder, str) else "custom"
+        raise ValueError(f"decoder {label!r} does not fit the code {scheme.code.name}: "
+                         f"{exc}") from None
+    return scheme
 
 
 def nested_protocol_available(backend: str) -> bool:
@@ -326,10 +366,22 @@ def prepare(cfg: ExperimentConfig) -> Plan:
             raise MissingExtraError("backend='ray' needs Ray: pip install 'gradcode[ray]'") \
                 from None
     delays = make_delays(cfg)
+    data = _load_data(cfg, notes)     # cheap, and bounds the sizes before any code is built
+    samples = int(data[0].shape[0])
+    if cfg.workers > samples:
+        raise ValueError(f"workers={cfg.workers} must be <= the {samples} training samples of "
+                         f"the problem: every worker computes on at least one sample (uncoded "
+                         f"GD splits the data into n partitions)")
     built = []
+    failed: dict[str, str] = {}
     if cfg.schemes:
         for i, sc in enumerate(cfg.schemes):
-            built.append(build_scheme(sc, cfg, cfg.scheme_key(i)))
+            try:
+                built.append(build_scheme(sc, cfg, cfg.scheme_key(i)))
+            except (ValueError, TypeError) as exc:
+                if len(cfg.schemes) == 1:
+                    raise                    # gradcode run: one line, exit 2
+                failed[sc.name or f"{cfg.scheme_key(i)} ({sc.code})"] = str(exc)
     else:
         for name, sc in default_lineup(cfg):
             try:
@@ -346,13 +398,16 @@ def prepare(cfg: ExperimentConfig) -> Plan:
             notes.append(f"{scheme.name}: decoder 'unbiased' is unbiased only when workers "
                          f"answer independently by a deadline; with {scheme.wait.name} it is "
                          "biased (set wait = \"deadline\" or decoder = \"optimal\")")
+    if not built and failed:
+        first = next(iter(failed.values()))
+        more = f" (and {len(failed) - 1} more failed scheme(s))" if len(failed) > 1 else ""
+        raise ValueError(f"no scheme can run: {first}{more}")
     if not built:
         raise ValueError(f"workers={cfg.workers}: no scheme of the default line-up fits; "
                          f"give [[schemes]] in a config")
     remarks = []
     if any(s.code.name.startswith("nested") and type(s) is sch.Scheme for s in built):
         remarks.append("nested codes without their protocol run as fixed exact codes")
-    data = _load_data(cfg, notes)
     if data[0].shape[0] < max(s.code.k for s in built):
         raise ValueError(f"problem: {data[0].shape[0]} training samples cannot fill "
                          f"k={max(s.code.k for s in built)} partitions")
@@ -361,7 +416,7 @@ def prepare(cfg: ExperimentConfig) -> Plan:
         remarks.append(f"approximate codes wait for the first n - {s} workers and decode "
                        "optimally (least squares)")
     remarks.append("decoding error is ||alpha - 1||^2 per round, alpha = B^T a")
-    plan = Plan(cfg, data, built, delays, notes, remarks)
+    plan = Plan(cfg, data, built, delays, notes, remarks, failed)
     for scheme in built:
         plan.problem(scheme.code.k)
     return plan
@@ -401,14 +456,18 @@ def run(plan: Plan, *, progress: bool = True, console: Any = None) -> Comparison
 
     cfg = plan.config
     histories: dict[str, list[dict[str, Any]]] = {}
-    interrupted = False
+    failed: dict[str, str] = {}
+    interrupted: str | bool = False
     started = time.perf_counter()
     target = cfg.target_loss
     live = _Progress(plan, console, enabled=progress)
     try:
         with live:
             if target is None:
-                target = reference_target(plan)
+                try:
+                    target = reference_target(plan)
+                except Exception as exc:  # noqa: BLE001 - the schemes still run
+                    plan.notes.append(f"no target loss: the reference run failed ({exc})")
             for scheme in plan.schemes:
                 rows: list[dict[str, Any]] = []
                 histories[scheme.name] = rows
@@ -418,19 +477,33 @@ def run(plan: Plan, *, progress: bool = True, console: Any = None) -> Comparison
                     _rows.append(dict(row))
                     live.update(_scheme, _rows[-1])
 
-                hist = train(plan.problem(scheme.code.k), scheme, delays=plan.delays,
-                             callback=callback, **_train_kwargs(cfg))
+                try:
+                    hist = train(plan.problem(scheme.code.k), scheme, delays=plan.delays,
+                                 callback=callback, **_train_kwargs(cfg))
+                except Exception as exc:  # noqa: BLE001 - one scheme's failure is reported
+                    failed[scheme.name] = _reason(exc)   # and the others still run
+                    live.fail(scheme, failed[scheme.name])
+                    continue
                 final = _rows(hist)
                 if len(final) >= len(rows):
                     histories[scheme.name] = final
                 live.end(scheme, histories[scheme.name])
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:          # Ctrl-C, or SIGTERM under the CLI
+        interrupted = "SIGTERM" if isinstance(exc, Terminated) or sigterm_received() \
+            else "SIGINT"
     elapsed = time.perf_counter() - started
     for rows in histories.values():
         _add_time(rows, cfg.backend)
-    summary = summarize(plan, histories, target, elapsed=elapsed, interrupted=interrupted)
-    return ComparisonResult(summary, histories, interrupted)
+    summary = summarize(plan, histories, target, elapsed=elapsed, interrupted=bool(interrupted),
+                        failed=failed)
+    summary["signal"] = interrupted or None
+    return ComparisonResult(summary, histories, bool(interrupted), {**plan.failed, **failed})
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: the exception type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _add_time(rows: list[dict[str, Any]], backend: str) -> None:
@@ -468,8 +541,16 @@ def _sig(x: float | None, digits: int = 4) -> float | None:
 
 
 def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: float | None,
-              *, elapsed: float, interrupted: bool) -> dict[str, Any]:
-    """The summary dict written to summary.json (and shown as the table)."""
+              *, elapsed: float, interrupted: bool,
+              failed: dict[str, str] | None = None) -> dict[str, Any]:
+    """The summary dict written to summary.json (and shown as the table).
+
+    Every scheme gets a ``status``: ``"ok"``, ``"failed"`` (with ``error``: why; the rows
+    it finished are kept), or ``"interrupted"`` (the one running at Ctrl-C / SIGTERM).
+    Schemes refused before the run (:attr:`Plan.failed`) are listed last, failed, 0 rounds.
+    """
+    failed = dict(failed or {})
+    last_started = next(reversed(histories), None)
     from .._version import __version__
 
     cfg = plan.config
@@ -486,8 +567,12 @@ def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: fl
                   and math.isfinite(float(r["error"]))]
         last = rows[-1] if rows else {}
         acc = last.get("test_accuracy", last.get("accuracy"))
+        status = "failed" if name in failed else \
+            "interrupted" if interrupted and name == last_started else "ok"
         entries.append({
             "name": name,
+            "status": status,
+            "error": failed.get(name),
             "code": scheme.code.name,
             "decoder": scheme.decoder if isinstance(scheme.decoder, str) else "custom",
             "wait": scheme.wait.name,
@@ -502,8 +587,14 @@ def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: fl
                                                  for r in rows]))) if rows else None,
             "total_time": _sig(last.get("time")),
         })
-    base = next((e for e in entries if e["code"].startswith("uncoded") and e["wait"]
-                 .startswith("wait_all")), None)
+    for name, reason in plan.failed.items():
+        entries.append({"name": name, "status": "failed", "error": reason, "code": None,
+                        "decoder": None, "wait": None, "load": None, "rounds": 0,
+                        "rounds_to_target": None, "time_to_target": None, "final_loss": None,
+                        "final_accuracy": None, "mean_error": None, "mean_responders": None,
+                        "total_time": None})
+    base = next((e for e in entries if e["status"] == "ok" and e["code"].startswith("uncoded")
+                 and e["wait"].startswith("wait_all")), None)
     for e in entries:
         if base and base["time_to_target"] and e["time_to_target"]:
             e["speedup"] = _sig(base["time_to_target"] / e["time_to_target"], 3)
@@ -520,6 +611,7 @@ def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: fl
         "time_key": "time",
         "target_loss": None if target is None else float(target),   # exact: reach uses it
         "interrupted": interrupted,
+        "failed": sorted(e["name"] for e in entries if e["status"] == "failed"),
         "elapsed": _sig(elapsed),
         "notes": list(plan.notes) + list(plan.remarks),
         "config": cfg.to_dict(),
@@ -578,6 +670,12 @@ class _Progress:
             if err is not None:
                 info += f" err {float(err):.2g}"
             self.bar.update(self.tasks[scheme.name], advance=1, info=info)
+
+    def fail(self, scheme: Any, reason: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.tasks[scheme.name], info=f"FAILED: {reason}"[:60])
+        elif self.enabled and self.console is not None:
+            self.console.print(f"FAILED {scheme.name}: {reason}", markup=False)
 
     def end(self, scheme: Any, rows: list[dict[str, Any]]) -> None:
         if not self.enabled:

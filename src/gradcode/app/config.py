@@ -45,6 +45,7 @@ The layout (every key optional; see ``examples/*.toml``)::
                                     # its arguments: r = 10 (first), deadline = 0.05 (s,
                                     # deadline), eps (until_error), w (erasurehead)
     name = "FRC s=2"
+    allow_uncovered = false         # true: run a code that leaves partitions on no worker
 
 ``gradcode run`` takes the same file with exactly one scheme (``[scheme]`` or one
 ``[[schemes]]`` entry).
@@ -138,6 +139,7 @@ class SchemeConfig:
     eps: float | None = None
     w: int | None = None
     name: str | None = None
+    allow_uncovered: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,8 @@ class ExperimentConfig:
         d["problem"].pop("dataset_explicit", None)
         d.pop("scheme_table", None)
         d["delays"]["slow_workers"] = list(self.delays.slow_workers)
-        d["schemes"] = [{k: v for k, v in s.items() if v not in (None, {})}
+        d["schemes"] = [{k: v for k, v in s.items() if v not in (None, {})
+                         and not (k == "allow_uncovered" and v is False)}
                         for s in d["schemes"]]
         return d
 
@@ -245,7 +248,8 @@ _TOP_KEYS = ("workers", "rounds", "seed", "backend", "out", "lr", "optimizer", "
 _PROBLEM_KEYS = ("kind", "dataset", "path", "l2", "test_fraction", "samples", "dim",
                  "batch_size")
 _DELAY_KEYS = ("model", "shift", "mean", "shape", "slow_workers", "slow_factor", "fail_prob")
-_SCHEME_KEYS = ("code", "params", "decoder", "wait", "r", "deadline", "eps", "w", "name")
+_SCHEME_KEYS = ("code", "params", "decoder", "wait", "r", "deadline", "eps", "w", "name",
+                "allow_uncovered")
 
 
 def _datasets() -> tuple[str, ...]:
@@ -261,6 +265,8 @@ def _parse_problem(raw: Any) -> ProblemConfig:
         raise _err("problem.dataset and problem.path are mutually exclusive; give one "
                    f"(got dataset={t['dataset']!r}, path={path!r})")
     dataset = _get(t, "problem", "dataset", str, d.dataset, choices=_datasets())
+    if path is not None and os.path.isdir(path):
+        raise _err(f"problem.path={path!r} is a directory; give the LIBSVM file inside it")
     if path is not None and not os.path.isfile(path):
         raise _err(f"problem.path={path!r} is not an existing file")
     samples = _get(t, "problem", "samples", int, d.samples, low=4)
@@ -309,6 +315,10 @@ def parse_params(text: str, where: str = "--params") -> dict[str, Any]:
     """Parse ``"n=12,s=2,p=0.5,seed=0"`` into ``{"n": 12, "s": 2, "p": 0.5, "seed": 0}``.
 
     Values are read as int, then float, then true/false/none, else kept as strings.
+
+    Raises:
+        ValueError: an item is not ``name=value``, a name is not an identifier, or a name
+            is given twice (``n=12,n=14``).
     """
     out: dict[str, Any] = {}
     if text is None or not text.strip():
@@ -323,6 +333,9 @@ def parse_params(text: str, where: str = "--params") -> dict[str, Any]:
         key, value = (p.strip() for p in item.split("=", 1))
         if not key.isidentifier():
             raise ValueError(f"{where}: {key!r} is not a valid parameter name")
+        if key in out:
+            raise ValueError(f"{where}: {key} is given twice ({key}={out[key]!r} and "
+                             f"{item}); give each parameter once")
         out[key] = _literal(value)
     return out
 
@@ -347,7 +360,7 @@ def _parse_scheme(raw: Any, where: str) -> SchemeConfig:
         raise _err(f"{where}.code is required; allowed values: {', '.join(scheme_codes())}")
     code = _get(t, where, "code", str, None, choices=tuple(scheme_codes()))
     params = _get(t, where, "params", dict, {})
-    from ..core.decoders import DECODERS
+    from ..codes.catalogue import DECODERS
 
     decoder = _get(t, where, "decoder", str, None, choices=tuple(sorted(DECODERS)))
     wait = _get(t, where, "wait", str, None, choices=WAITS)
@@ -358,6 +371,7 @@ def _parse_scheme(raw: Any, where: str) -> SchemeConfig:
         eps=_get(t, where, "eps", float, None, low=0.0),
         w=_get(t, where, "w", int, None, low=1),
         name=_get(t, where, "name", str, None),
+        allow_uncovered=_get(t, where, "allow_uncovered", bool, False),
     )
     needs = {"first": "r", "deadline": "deadline", "until_error": "eps"}
     if wait in needs and getattr(s, needs[wait]) is None:
@@ -450,6 +464,8 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: dict[str, A
     raw: dict[str, Any] = {}
     if path is not None:
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise _err(f"{path!r} is a directory; give the TOML file inside it")
         if not os.path.isfile(path):
             raise _err(f"file {path!r} does not exist")
         try:
@@ -457,6 +473,11 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: dict[str, A
                 raw = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise _err(f"{path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise _err(f"{path} is not a TOML file: it is not UTF-8 text (byte "
+                       f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
+        except OSError as exc:
+            raise _err(f"cannot read {path}: {exc.strerror}") from None
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value

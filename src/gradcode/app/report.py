@@ -85,6 +85,7 @@ SUMMARY_COLUMNS: list[tuple[str, str]] = [
     ("final_loss", "final\nloss"),
     ("final_accuracy", "test\naccuracy"),
     ("mean_error", "mean\nerror"),
+    ("status", "status"),
 ]
 """(summary key, table header) of the comparison table, in order."""
 

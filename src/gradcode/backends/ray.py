@@ -33,7 +33,9 @@ import logging
 import math
 import os
 import re
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -60,6 +62,11 @@ __all__ = ["RayBackend", "connect", "parse_address", "probe"]
 _ADDRESS_RE = re.compile(r"^(?P<scheme>ray://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)"
                          r":(?P<port>\d{1,5})$")
 _MAX_PROBE_S = 30.0
+_LOOPBACK = "127.0.0.1"
+# Ray binds every server of a node to the node's IP; it takes the loopback address only
+# when this switch (meant for single-machine Windows/macOS) is off. Set for the processes
+# of a private local cluster (they inherit it) and for the driver during ray.init.
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _CPU_GRANULARITY = 1e-4          # Ray's resource granularity
 _PLACEMENTS = ("spread", "default")
 _MIN_OBJECT_STORE = 75 * 1024 * 1024      # Ray's minimum object store size
@@ -187,6 +194,9 @@ def connect(address: str = "local", *, num_cpus: int | None = None,
         quiet: no dashboard, no usage statistics, Ray's own logging at ERROR, worker
             output not forwarded to this process.
         **init_options: passed on to ``ray.init`` (they override the quiet defaults).
+            The private cluster of ``address="local"`` listens on 127.0.0.1 only (GCS,
+            raylet, object manager, agents: nothing is reachable from another machine);
+            ``_node_ip_address="10.0.0.5"`` binds it to that address instead.
 
     Returns:
         True when this call started or joined Ray (the caller should ``ray.shutdown()``
@@ -232,12 +242,85 @@ def connect(address: str = "local", *, num_cpus: int | None = None,
     if object_store_memory is not None:
         options["object_store_memory"] = object_store_memory
     options.update(init_options)
+    loopback = address == "local" and "_node_ip_address" not in options
+    if loopback:
+        options["_node_ip_address"] = _LOOPBACK
     try:
-        ray.init(address=address, **options)
+        with _loopback_only(loopback), _keep_sigterm_handler():
+            ray.init(address=address, **options)
     except ConnectionError as err:
         raise ConnectionError(f"ray backend: could not join the Ray cluster at "
                               f"{address!r}: {err}") from err
     return True
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler() -> Iterator[None]:
+    """Keep the program's own SIGTERM handler across ``ray.init``.
+
+    ``ray.init`` installs ``sys.exit(15)`` as the SIGTERM handler, and the driver's core
+    worker a C++ crash handler that dumps a stack and may abort. When the program has a
+    handler of its own (``gradcode compare`` writes partial results on SIGTERM), a SIGTERM
+    that arrives while Ray starts is held, Ray's handlers are not installed, and the
+    program's handler runs once ``ray.init`` has returned (so ``ray.shutdown`` knows every
+    process it started). Without such a handler Ray's stays: its exit runs
+    ``ray.shutdown`` at interpreter exit, so no Ray process outlives the driver.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    if not callable(previous):
+        yield
+        return
+    try:
+        from ray._private import ray_constants
+        from ray._private import utils as ray_utils
+    except ImportError:                                   # pragma: no cover - other Ray
+        ray_constants = ray_utils = None
+    pending: list[int] = []
+    setter = getattr(ray_utils, "set_sigterm_handler", None)
+    crash_flag = getattr(ray_constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
+    signal.signal(signal.SIGTERM, lambda signum, frame: pending.append(signum))
+    if setter is not None:
+        ray_utils.set_sigterm_handler = lambda handler: None
+    if crash_flag is not None:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    try:
+        yield
+    finally:
+        if setter is not None:
+            ray_utils.set_sigterm_handler = setter
+        if crash_flag is not None:
+            ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = crash_flag
+        signal.signal(signal.SIGTERM, previous)
+    if pending:
+        previous(pending[0], None)                        # e.g. raises Terminated now
+
+
+@contextlib.contextmanager
+def _loopback_only(enabled: bool) -> Iterator[None]:
+    """While starting a private cluster: make Ray resolve this node's IP to 127.0.0.1, in
+    the driver and in every process the cluster starts (they inherit the environment)."""
+    if not enabled:
+        yield
+        return
+    try:
+        from ray._private import ray_constants
+    except ImportError:                                   # pragma: no cover - other Ray
+        ray_constants = None
+    env_before = os.environ.get(_SINGLE_MACHINE_ENV)
+    flag_before = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[_SINGLE_MACHINE_ENV] = "0"
+    if flag_before is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if env_before is None:
+            os.environ.pop(_SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[_SINGLE_MACHINE_ENV] = env_before
+        if flag_before is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = flag_before
 
 
 # ---------------------------------------------------------------------------- backend

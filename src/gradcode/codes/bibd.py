@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from ..core.code import Code
 from ..core.decoders import Decoding, _check_code, _finish, _memo, _responders
-from ..core.validate import as_rng, check_int
+from ..core.validate import as_rng, check_entries, check_int
 from . import _soft_bibd_walk as _walk
 from . import designs
 from ._common import fmt_name, seed_param
@@ -298,6 +298,8 @@ def soft_bibd(n: int, k: int, r: int, seed: Any = None, sweeps: int = 100) -> Co
     if k > n * r:
         raise ValueError(f"{where}: k={k} must be <= n*r={n * r} so that every partition is "
                          f"held by at least one worker")
+    # the local search counts the worker pairs inside every partition: ~ (n r)^2 / k
+    check_entries(where, f"n={n}, k={k}, r={r}", "(n*r)^2/k + k", (n * r) ** 2 // k + k)
     rng = as_rng(where, seed)
     total = n * r
     sizes = np.full(k, total // k, dtype=np.int64)

@@ -15,10 +15,14 @@ import networkx as nx
 import numpy as np
 
 from ..core.code import Code
-from ..core.validate import as_rng, check_int
+from ..core.validate import as_rng, check_entries, check_int
 from ._common import csr_from_coords, fmt_name, seed_param
 
-__all__ = ["expander", "graph_scheme", "random_regular_graph"]
+__all__ = ["MAX_GRAPH_EDGES", "expander", "graph_scheme", "random_regular_graph"]
+
+MAX_GRAPH_EDGES = 1_000_000
+"""Most edges of a random regular graph drawn here (networkx keeps a Python dict per
+vertex: about 0.5 KB per edge and seconds per 10^5 edges); checked before drawing."""
 
 
 def random_regular_graph(n: int, d: int, seed: Any = None, *, where: str = "random_regular_graph",
@@ -34,6 +38,10 @@ def random_regular_graph(n: int, d: int, seed: Any = None, *, where: str = "rand
     if (n * d) % 2:
         raise ValueError(f"{where}: {n_name}*d={n * d} must be even for a d-regular graph "
                          f"({n_name}={n}, d={d})")
+    if n * d // 2 > MAX_GRAPH_EDGES:
+        raise ValueError(f"{where}: {n_name}={n}, d={d} is too large: the graph would have "
+                         f"{n_name}*d/2 = {n * d // 2:,} edges, more than the limit of "
+                         f"{MAX_GRAPH_EDGES:,} (gradcode.codes.graphs.MAX_GRAPH_EDGES)")
     rng = as_rng(where, seed)
     return nx.random_regular_graph(d, n, seed=int(rng.integers(2**31 - 1)))
 

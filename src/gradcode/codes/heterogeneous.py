@@ -42,7 +42,7 @@ import scipy.sparse as sp
 from ..core.code import Code, CodeMeta
 from ..core.decoders import Decoding, _check_code, _finish, _responders
 from ..core.fixed_weights import fixed_weights_expected_error
-from ..core.validate import check_int
+from ..core.validate import check_entries, check_int
 from ._common import csr_from_coords
 
 __all__ = [
@@ -140,6 +140,7 @@ def optimal_row_sums(p: Any, k: int) -> np.ndarray:
     """
     prob = check_p("heterogeneous", p)
     k = check_int("heterogeneous", "k", k, low=1)
+    check_entries("heterogeneous", f"k={k}, len(p)={prob.size}", "k + len(p)", k + prob.size)
     return _row_sums(prob, k)
 
 
@@ -382,6 +383,7 @@ def heterogeneous(p: Any, k: int, allocation: str = "northwest", *, n: int | Non
     """
     prob = check_p("heterogeneous", p)
     k = check_int("heterogeneous", "k", k, low=1)
+    check_entries("heterogeneous", f"k={k}, len(p)={prob.size}", "k + len(p)", k + prob.size)
     if n is not None:
         n = check_int("heterogeneous", "n", n, low=1)
         if prob.size != n:

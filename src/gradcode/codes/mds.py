@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.code import Code
+from ..core.validate import check_entries
 from ._common import check_n_s, csr_from_coords, fmt_name
 
 __all__ = ["cyclic_mds", "cyclic_mds_generator"]
@@ -63,8 +64,10 @@ def cyclic_mds(n: int, s: int) -> Code:
         [1] Raviv, Tamo, Tandon, Dimakis, arXiv:1707.03858, 2018, Section 3.
     """
     n, s = check_n_s("cyclic_mds", n, s)
+    check_entries("cyclic_mds", f"n={n}, s={s}", "n*(s+1)", n * (s + 1))
     g = cyclic_mds_generator(n, s)
     rows = np.repeat(np.arange(n), s + 1)
     cols = (rows + np.tile(np.arange(s + 1), n)) % n
     B = csr_from_coords(rows, cols, np.tile(g, n), (n, n))
-    return Code(B, name=fmt_name("cyclic_mds", n=n, s=s), params={"n": n, "s": s}, tolerates=s)
+    return Code(B, name=fmt_name("cyclic_mds", n=n, s=s), params={"n": n, "s": s}, tolerates=s,
+                verify=False)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..core.code import Code, CodeMeta
-from ..core.validate import as_rng, check_int
+from ..core.validate import as_rng, check_entries, check_int
 from ._common import seed_param
 from .repetition import cyclic_repetition, fractional_repetition
 
@@ -172,6 +172,8 @@ def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = No
                          f"{', '.join(FAMILIES)}")
     levels = check_levels(where, n, levels)
     s_max = levels[-1]
+    check_entries(where, f"n={n}, levels={list(levels)}", "n*(max(levels)+1)^2*len(levels)",
+                  n * (s_max + 1) ** 2 * len(levels))
     seed_name = seed_param(seed)
     if family == "cyclic":
         rng = as_rng(where, seed)
@@ -180,6 +182,7 @@ def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = No
     else:
         if n & (n - 1):
             raise ValueError(f"{where}: family='dyadic_frc' needs n = 2^L workers, got n={n}")
+        check_entries(where, f"n={n}", "n*n (the dyadic processing order)", n * n)
         for s in levels:
             if (s + 1) & s:
                 raise ValueError(f"{where}: family='dyadic_frc' needs every s+1 to be a power "
@@ -194,7 +197,7 @@ def nested(n: int, levels: Sequence[int], family: str = "cyclic", seed: Any = No
     meta = NestedMeta(levels=tuple(levels), level_codes=level_codes, order=order,
                       family=family)
     params = {"n": n, "levels": levels, "family": family, "seed": seed_name}
-    return Code(top.B, name=name, params=params, tolerates=s_max, meta=meta)
+    return Code(top.B, name=name, params=params, tolerates=s_max, meta=meta, verify=False)
 
 
 def is_nested(code: Any) -> bool:

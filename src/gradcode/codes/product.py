@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from ..core.code import Code, CodeMeta
 from ..core.decoders import _EXACT_TOL, Decoding, _check_code, _finish, _responders, resolve
+from ..core.validate import check_entries
 
 __all__ = ["ProductMeta", "kronecker", "product_decoder"]
 
@@ -87,13 +88,16 @@ def kronecker(code1: Code, code2: Code, decoder1: str | Callable | None = None,
     dec2 = "optimal" if decoder2 is None else decoder2
     resolve(dec1, "kronecker")
     resolve(dec2, "kronecker")
+    check_entries("kronecker", f"code1 ({code1.B.nnz} non-zeros), code2 ({code2.B.nnz} "
+                  f"non-zeros)", "nnz(B1)*nnz(B2)", code1.B.nnz * code2.B.nnz)
     B = sp.csr_array(sp.kron(code1.B, code2.B, format="csr"))
     t1, t2 = code1.tolerates, code2.tolerates
     tolerates = (t1 + 1) * (t2 + 1) - 1
     return Code(B, name=f"kronecker({code1.name}, {code2.name})",
                 params={"code1": code1.name, "code2": code2.name},
                 tolerates=min(tolerates, code1.n * code2.n - 1),
-                meta=ProductMeta(factors=(code1, code2), factor_decoders=(dec1, dec2)))
+                meta=ProductMeta(factors=(code1, code2), factor_decoders=(dec1, dec2)),
+                verify=False)
 
 
 def _factors(code: Code) -> tuple[Code, Code, Any, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.code import Code
-from ..core.validate import as_rng, check_int, check_probability
+from ..core.validate import as_rng, check_entries, check_int, check_probability
 from ._common import bernoulli_coords, csr_from_coords, fmt_name, seed_param
 
 __all__ = ["bernoulli", "regularized_bernoulli", "stochastic_block"]
@@ -49,6 +49,8 @@ def bernoulli(n: int, k: int, d: float, seed: Any = None) -> Code:
         raise TypeError(f"{where}: d must be a number, got {d!r}")
     if not 0 < d <= k:
         raise ValueError(f"{where}: d={d} must satisfy 0 < d <= k={k}")
+    # expected n*d ones (the binomial count exceeds n*d + 10 sd with negligible chance)
+    check_entries(where, f"n={n}, d={d}", "n*d (expected)", int(np.ceil(n * d)))
     rng = as_rng(where, seed)
     rows, cols = bernoulli_coords(n, k, d / k, rng)
     B = csr_from_coords(rows, cols, 1.0, (n, k))
@@ -86,6 +88,7 @@ def regularized_bernoulli(n: int, k: int, d: int, seed: Any = None) -> Code:
     d = check_int(where, "d", d, low=1)
     if d > n:
         raise ValueError(f"{where}: d={d} must be <= n={n} (d distinct workers per partition)")
+    check_entries(where, f"n={n}, k={k}, d={d}", "k*d + n", k * d + n)
     rng = as_rng(where, seed)
     total = k * d
     seq = np.empty(total + n, dtype=np.int64)
@@ -156,6 +159,8 @@ def stochastic_block(n: int, k: int, communities: int, p: float, q: float,
         raise ValueError(f"{where}: communities={c} must be <= min(n, k)={min(n, k)}")
     p = check_probability(where, "p", p)
     q = check_probability(where, "q", q)
+    check_entries(where, f"n={n}, k={k}, p={p}, q={q}", "n*k*max(p, q) (expected)",
+                  int(np.ceil(n * k * max(p, q))))
     rng = as_rng(where, seed)
     wb, pb = _split(n, c), _split(k, c)
     all_r, all_c = [], []

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..core.code import Code
-from ..core.validate import as_rng, check_int
+from ..core.validate import as_rng, check_entries, check_int
 from ._common import check_n_s, csr_from_coords, fmt_name, seed_param
 
 __all__ = ["uncoded", "fractional_repetition", "cyclic_repetition"]
@@ -30,6 +30,7 @@ def uncoded(n: int) -> Code:
         [1.0, 1.0, 1.0, 1.0]
     """
     n = check_int("uncoded", "n", n, low=1)
+    check_entries("uncoded", f"n={n}", "n", n)
     return Code(sp.identity(n, format="csr"), name=fmt_name("uncoded", n=n),
                 params={"n": n}, tolerates=0)
 
@@ -62,12 +63,13 @@ def fractional_repetition(n: int, s: int) -> Code:
     d = s + 1
     if n % d:
         raise ValueError(f"fractional_repetition: n={n} must be a multiple of s+1={d}")
+    check_entries("fractional_repetition", f"n={n}, s={s}", "n*(s+1)", n * d)
     worker = np.repeat(np.arange(n), d)
     group_start = (worker // d) * d
     cols = group_start + np.tile(np.arange(d), n)
     B = csr_from_coords(worker, cols, 1.0, (n, n))
     return Code(B, name=fmt_name("fractional_repetition", n=n, s=s), params={"n": n, "s": s},
-                tolerates=s)
+                tolerates=s, verify=False)
 
 
 def cyclic_repetition(n: int, s: int, seed: Any = None) -> Code:
@@ -94,6 +96,8 @@ def cyclic_repetition(n: int, s: int, seed: Any = None) -> Code:
         [1] Tandon et al., arXiv:1612.03301, 2017, Algorithm 2 and their released code.
     """
     n, s = check_n_s("cyclic_repetition", n, s)
+    # the s x s systems solved per row dominate: n (s+1)^2 numbers
+    check_entries("cyclic_repetition", f"n={n}, s={s}", "n*(s+1)^2", n * (s + 1) ** 2)
     rng = as_rng("cyclic_repetition", seed)
     name = fmt_name("cyclic_repetition", n=n, s=s, seed=seed_param(seed))
     if s == 0:
@@ -110,4 +114,4 @@ def cyclic_repetition(n: int, s: int, seed: Any = None) -> Code:
     data = np.hstack([np.ones((n, 1)), x])
     B = csr_from_coords(np.repeat(rows, s + 1), support.ravel(), data.ravel(), (n, n))
     return Code(B, name=name, params={"n": n, "s": s, "seed": seed_param(seed)},
-                tolerates=s)
+                tolerates=s, verify=False)

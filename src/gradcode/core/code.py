@@ -67,13 +67,22 @@ class Code:
             constructors pass the proven value. For a user matrix leave it ``None``: it
             is then found by exhaustive search when that takes at most 20,000 rank
             checks of a matrix with at most 10^6 entries, else reported as 0 (pass it
-            explicitly if you know better).
+            explicitly if you know better). A value you pass is checked: every
+            partition must be held by at least ``tolerates + 1`` workers (always, O(nnz)),
+            and, within the same search budget, every set of ``tolerates`` stragglers
+            must leave responders whose rows span the all-ones vector; a claim that
+            fails is refused (ValueError), never silently believed.
         meta: structural facts some decoders or protocols read: a :class:`CodeMeta`
             record of the family that built the code (e.g. ``NestedMeta``), kept as
             given, or any mapping (copied into a dict) for a user's own facts.
+        verify: run the exhaustive check of a given ``tolerates`` (default True);
+            family constructors whose value is proven pass False.
 
     Raises:
-        ValueError: B is empty, not two-dimensional, or has a non-finite entry.
+        ValueError: B is empty, ragged, not two-dimensional, has a non-finite entry,
+            or ``tolerates`` does not hold. (A B with all-zero columns is a valid code,
+            see :attr:`uncovered`; ``gradcode run``/``compare`` refuse to train with one
+            unless the scheme sets ``allow_uncovered = true``.)
 
     Example:
         >>> import numpy as np, gradcode as gc
@@ -90,16 +99,22 @@ class Code:
 
     def __init__(self, B: Any, name: str = "custom", *, params: dict[str, Any] | None = None,
                  tolerates: int | None = None,
-                 meta: CodeMeta | Mapping[str, Any] | None = None) -> None:
+                 meta: CodeMeta | Mapping[str, Any] | None = None,
+                 verify: bool = True) -> None:
         matrix = _as_csr(B)
         if not isinstance(name, str):
             raise TypeError(f"Code: name must be a str, got {name!r}")
+        if not isinstance(verify, bool):
+            raise TypeError(f"Code: verify must be True or False, got {verify!r}")
         if tolerates is not None:
             if isinstance(tolerates, bool) or not isinstance(tolerates, (int, np.integer)):
                 raise TypeError(f"Code: tolerates must be an int or None, got {tolerates!r}")
             if not 0 <= tolerates < matrix.shape[0]:
                 raise ValueError(f"Code: tolerates={tolerates} must lie in [0, n-1] "
                                  f"with n={matrix.shape[0]}")
+            if tolerates > 0:
+                support = np.bincount(matrix.indices, minlength=matrix.shape[1])
+                _check_tolerates(matrix, support, int(tolerates), verify)
         if meta is not None and not isinstance(meta, Mapping):
             raise TypeError(f"Code: meta must be a CodeMeta record, a mapping or None, got "
                             f"{type(meta).__name__}")
@@ -142,6 +157,12 @@ class Code:
         return int(self.column_support.max(initial=0))
 
     @property
+    def uncovered(self) -> np.ndarray:
+        """Partitions no worker holds (all-zero columns of B): their gradients can never
+        be recovered. Every column for an all-zero B."""
+        return np.flatnonzero(self.column_support == 0)
+
+    @property
     def is_complex(self) -> bool:
         return bool(np.iscomplexobj(self.B.data))
 
@@ -172,6 +193,31 @@ class Code:
         return self.__dict__["_cache"]
 
 
+def _check_tolerates(m: sp.csr_array, support: np.ndarray, tolerates: int,
+                     verify: bool) -> None:
+    """Refuse a ``tolerates`` claim that fails: a partition on <= tolerates workers is
+    lost when exactly those straggle (always checked); and, within the search budget, an
+    exhaustive check of every straggler set of that size."""
+    weakest = int(np.argmin(support))
+    if support[weakest] <= tolerates:
+        raise ValueError(f"Code: tolerates={tolerates} does not hold: partition {weakest} is "
+                         f"held by only {int(support[weakest])} worker(s), so {tolerates} "
+                         f"stragglers can remove it (a code tolerating s stragglers needs "
+                         f"every partition on at least s+1 workers)")
+    n, k = m.shape
+    if not verify or n * k > _TOLERATES_DENSE_LIMIT or math.comb(n, tolerates) > \
+            _TOLERATES_SEARCH_LIMIT:
+        return
+    dense = m.toarray()
+    for stragglers in itertools.combinations(range(n), tolerates):
+        mask = np.ones(n, dtype=bool)
+        mask[list(stragglers)] = False
+        if not _spans_ones(dense[mask]):
+            raise ValueError(f"Code: tolerates={tolerates} does not hold: with stragglers "
+                             f"{list(stragglers)} the responders' rows do not span the "
+                             f"all-ones vector (exact decoding impossible)")
+
+
 def _as_csr(B: Any) -> sp.csr_array:
     if isinstance(B, Code):
         return B.B
@@ -179,7 +225,11 @@ def _as_csr(B: Any) -> sp.csr_array:
         if sp.issparse(B):
             m = sp.csr_array(B)
         else:
-            arr = np.asarray(B)
+            try:
+                arr = np.asarray(B)
+            except ValueError:
+                raise TypeError("Code: B must be a rectangular numeric matrix (every row of "
+                                "the same length); got a ragged sequence") from None
             if arr.dtype == object:
                 raise TypeError
             if arr.dtype.kind not in "biufc":

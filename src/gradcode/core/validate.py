@@ -12,12 +12,31 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "check_real", "check_probability", "as_rng", "fail"]
+__all__ = ["MAX_ENTRIES", "check_entries", "check_int", "check_real", "check_probability",
+           "as_rng", "fail"]
+
+MAX_ENTRIES = 10_000_000
+"""Most entries a built-in code family stores or allocates while building (non-zeros of B
+and dense temporaries): about 120 MB as a sparse matrix. Constructors check it from their
+arguments BEFORE allocating anything, so ``uncoded(10**9)`` is one clear error instead of
+a memory error. Build bigger codes from your own matrix with :class:`gradcode.Code`."""
 
 
 def fail(where: str, message: str, exc: type[Exception] = ValueError) -> None:
     """Raise ``exc`` with ``"where: message"``."""
     raise exc(f"{where}: {message}")
+
+
+def check_entries(where: str, args: str, formula: str, count: int) -> None:
+    """Refuse a construction that would hold ``count`` > :data:`MAX_ENTRIES` entries.
+
+    ``args`` names the offending arguments with their values (``"n=1000000000"``),
+    ``formula`` says how the count follows from them (``"n*(s+1)"``).
+    """
+    if count > MAX_ENTRIES:
+        raise ValueError(f"{where}: {args} is too large: the code would hold {formula} = "
+                         f"{count:,} entries, more than the limit of {MAX_ENTRIES:,} "
+                         f"(gradcode.core.validate.MAX_ENTRIES); choose smaller parameters")
 
 
 def check_int(where: str, name: str, value: Any, *, low: int | None = None,

@@ -52,7 +52,8 @@ from ..models.stragglers import (
     as_delay_model,
     check_delays,
 )
-from .history import History, _jsonable, fsync_dir, write_atomic
+from .checkpoints import load_checkpoint, save_checkpoint
+from .history import History, _jsonable
 from .rounds import RoundResult, decode_round, run_round
 from .schemes import Scheme, approximate, erasurehead, exact, ignore_stragglers, uncoded
 from .wait import WaitPolicy, deadline, first, until_decodable, until_error, wait_all
@@ -84,8 +85,6 @@ __all__ = [
 
 log = logging.getLogger("gradcode.training")
 
-_STATE_FILE = "state.json"
-_ARRAYS_FILE = "arrays.npz"
 _NAMED_DELAYS = {"exponential": Exponential, "shifted_exponential": ShiftedExponential,
                  "pareto": Pareto}
 
@@ -138,76 +137,6 @@ def coded_round(backend: Any, scheme: Scheme, round: int, params: np.ndarray, *,
     return run_round(backend, protocol, round, params, round_timeout=round_timeout)
 
 
-# --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(directory: str | os.PathLike, *, round: int, params: np.ndarray,
-                    optimizer: Optimizer, history: History, fingerprint: dict,
-                    extra: dict | None = None) -> None:
-    """Save training state after ``round``: arrays in ``arrays.npz``, the rest in
-    ``state.json`` (no pickle).
-
-    Both files are written in full (``*.tmp``, fsynced) before either replaces the old
-    one, arrays first; a crash between the two renames leaves a complete
-    ``state.json.tmp`` that :func:`load_checkpoint` uses, so a checkpoint on disk is never
-    half-written or mixed."""
-    directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
-    arrays = {"params": np.asarray(params), "round": np.asarray(round)}
-    arrays.update({f"opt.{k}": np.asarray(v) for k, v in optimizer.state_arrays().items()})
-
-    state = {"format": 1, "round": int(round), "fingerprint": fingerprint,
-             "optimizer": optimizer.state_json(), "history": history.to_dict(),
-             "extra": extra or {}}
-    apath = os.path.join(directory, _ARRAYS_FILE)
-    spath = os.path.join(directory, _STATE_FILE)
-    atmp = write_atomic(apath, lambda fh: np.savez(fh, **arrays), mode="wb", replace=False)
-    stmp = write_atomic(spath, lambda fh: json.dump(_jsonable(state), fh), replace=False)
-    os.replace(atmp, apath)
-    os.replace(stmp, spath)
-    fsync_dir(directory)
-
-
-def load_checkpoint(directory: str | os.PathLike) -> dict | None:
-    """Load a checkpoint written by :func:`save_checkpoint` (None if there is none).
-
-    Returns a dict with ``round``, ``params``, ``optimizer_arrays``, ``optimizer``,
-    ``history`` (a :class:`History`), ``fingerprint`` and ``extra``.
-
-    Raises:
-        ValueError: the files are unreadable or inconsistent.
-    """
-    directory = os.fspath(directory)
-    spath = os.path.join(directory, _STATE_FILE)
-    apath = os.path.join(directory, _ARRAYS_FILE)
-    if not os.path.exists(spath):
-        return None
-    try:
-        with open(spath) as fh:
-            state = json.load(fh)
-        with np.load(apath, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        if int(arrays["round"]) != int(state["round"]) and os.path.exists(spath + ".tmp"):
-            # save_checkpoint was interrupted between its two renames: the new arrays are
-            # in place and the matching state.json.tmp was complete before they were
-            with open(spath + ".tmp") as fh:
-                pending = json.load(fh)
-            if int(pending["round"]) == int(arrays["round"]):
-                state = pending
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise ValueError(f"load_checkpoint: cannot read checkpoint in {directory!r}: {exc}") \
-            from None
-    if int(arrays["round"]) != int(state["round"]):
-        raise ValueError(f"load_checkpoint: {directory!r} is inconsistent (arrays at round "
-                         f"{int(arrays['round'])}, state at round {state['round']})")
-    return {
-        "round": int(state["round"]), "params": arrays["params"],
-        "optimizer_arrays": {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
-        "optimizer": state.get("optimizer", {}),
-        "history": History.from_dict(state["history"]),
-        "fingerprint": state["fingerprint"], "extra": state.get("extra", {}),
-    }
-
-
-# --------------------------------------------------------------------------- train
 _NONFINITE = ("stop", "continue")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..core.validate import as_rng, check_int, check_real
+from ..core.validate import MAX_ENTRIES, as_rng, check_int, check_real
 
 __all__ = [
     "as_features",
@@ -158,12 +158,19 @@ def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None,
         zero_based: whether feature indices start at 0 (``"auto"`` guesses).
         binary_labels: map labels {-1, +1} (or any two values) to {0, 1}.
 
+    Feature indices must be non-negative integers below 2^31 - 1 (scikit-learn's int32
+    limit), unique and increasing within a line, and the file may have at most
+    :data:`gradcode.core.validate.MAX_ENTRIES` features (a parameter vector of that many
+    float64 is 80 MB). The same rules hold with and without scikit-learn installed.
+
     Raises:
-        ValueError: the file is missing, unreadable or malformed (the path is named).
+        ValueError: the file is missing, unreadable or malformed, or breaks a rule above
+            (the path, and for the built-in parser the line, are named).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"load_svmlight: cannot read dataset {path!r}: no such file")
+        what = "it is a directory" if os.path.isdir(path) else "no such file"
+        raise ValueError(f"load_svmlight: cannot read dataset {path!r}: {what}")
     try:
         from sklearn.datasets import load_svmlight_file
     except ImportError:
@@ -172,8 +179,16 @@ def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None,
         try:
             X, y = load_svmlight_file(path, n_features=n_features, zero_based=zero_based,
                                       dtype=np.float64)
+        except OverflowError:
+            raise ValueError(f"load_svmlight: cannot read dataset {path!r}: a feature index "
+                             f"is past the int32 range (indices must be < {_MAX_INDEX})") \
+                from None
         except (ValueError, OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"load_svmlight: cannot read dataset {path!r}: {exc}") from None
+    if X.shape[1] > MAX_ENTRIES:
+        raise ValueError(f"load_svmlight: dataset {path!r} has {X.shape[1]:,} features (the "
+                         f"largest feature index + 1), more than the limit of "
+                         f"{MAX_ENTRIES:,} (gradcode.core.validate.MAX_ENTRIES)")
     X = sp.csr_matrix(X)
     y = np.asarray(y, dtype=np.float64)
     if binary_labels:
@@ -185,30 +200,70 @@ def load_svmlight(path: str | os.PathLike, *, n_features: int | None = None,
     return X, y
 
 
+_MAX_INDEX = 2**31 - 1      # scikit-learn's parser stores indices as int32
+
+
 def _parse_svmlight(path: str, n_features: int | None,
                     zero_based: bool | str) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The parser used without scikit-learn: the same rules as scikit-learn's (indices
+    non-negative, below 2^31 - 1, unique and increasing within a line)."""
     labels, rows, cols, vals = [], [], [], []
+    lineno = 0
+
+    def bad(message: str) -> ValueError:
+        return ValueError(f"load_svmlight: cannot read dataset {path!r}: line {lineno}: "
+                          f"{message}")
+
     try:
         with open(path) as fh:
-            for line in fh:
+            for lineno, line in enumerate(fh, start=1):  # noqa: B007 - used by bad()
                 line = line.split("#", 1)[0].strip()
                 if not line:
                     continue
                 tokens = line.split()
-                labels.append(float(tokens[0]))
+                try:
+                    labels.append(float(tokens[0]))
+                except ValueError:
+                    raise bad(f"label {tokens[0]!r} is not a number") from None
+                previous = -1
                 for tok in tokens[1:]:
                     if tok.startswith("qid:"):
                         continue
-                    idx, val = tok.split(":")
+                    idx_text, sep, val_text = tok.partition(":")
+                    if not sep:
+                        raise bad(f"{tok!r} must look like index:value")
+                    try:
+                        idx = int(idx_text)
+                        val = float(val_text)
+                    except ValueError:
+                        raise bad(f"{tok!r} must be an integer index and a number") from None
+                    if idx < 0:
+                        raise bad(f"feature index {idx} is negative; indices must be >= 0")
+                    if idx >= _MAX_INDEX:
+                        raise bad(f"feature index {idx} is past the int32 range (indices "
+                                  f"must be < {_MAX_INDEX})")
+                    if idx <= previous:
+                        raise bad(f"feature index {idx} follows {previous}: indices must be "
+                                  f"unique and increasing within a line (as scikit-learn "
+                                  f"requires)")
+                    previous = idx
                     rows.append(len(labels) - 1)
-                    cols.append(int(idx))
-                    vals.append(float(val))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+                    cols.append(idx)
+                    vals.append(val)
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"load_svmlight: cannot read dataset {path!r}: {exc}") from None
     cols_arr = np.asarray(cols, dtype=np.int64)
     if zero_based is False or (zero_based == "auto" and cols_arr.size and cols_arr.min() > 0):
+        if cols_arr.size and cols_arr.min() == 0:
+            raise ValueError(f"load_svmlight: cannot read dataset {path!r}: zero_based=False "
+                             f"but a feature index is 0")
         cols_arr = cols_arr - 1
     width = n_features or (int(cols_arr.max()) + 1 if cols_arr.size else 1)
+    if cols_arr.size and width <= cols_arr.max():
+        raise ValueError(f"load_svmlight: cannot read dataset {path!r}: n_features={width} "
+                         f"but a feature index is {int(cols_arr.max())}")
+    if width > MAX_ENTRIES:
+        return sp.csr_matrix((len(labels), width)), np.asarray(labels)   # refused by caller
     X = sp.csr_matrix((vals, (rows, cols_arr)), shape=(len(labels), width))
     return X, np.asarray(labels)
 
