@@ -471,11 +471,10 @@ def test_interrupt_inside_live_progress_keeps_rows(tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    from gradcode import compare as cmp
+    from gradcode.app import compare as cmp
     from gradcode.config import parse_config
-    from gradcode.engine import training
 
-    real_train = training.train
+    real_train = cmp.train
 
     def train_then_ctrl_c(*args, callback=None, **kwargs):
         def cb(row):
@@ -484,7 +483,7 @@ def test_interrupt_inside_live_progress_keeps_rows(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
         return real_train(*args, callback=cb, **kwargs)
 
-    monkeypatch.setattr(training, "train", train_then_ctrl_c)
+    monkeypatch.setattr(cmp, "train", train_then_ctrl_c)
     cfg = parse_config({"backend": "simulated", "workers": 6, "rounds": 20,
                         "out": str(tmp_path), "target_loss": 0.5,
                         "schemes": [{"code": "uncoded"}, {"code": "expander",

@@ -142,3 +142,28 @@ def test_lr_and_optimizer():
         parse_config({"optimizer": "adam"})
     with pytest.raises(ConfigError, match="lr must be a number"):
         parse_config({"lr": "fast"})
+
+
+def test_auto_scheme_and_round_timeout_keys():
+    """code = "auto" builds the autopilot (its params are its options; decoder/wait are
+    refused), and round_timeout reaches train as a number or "none"."""
+    from gradcode.app import compare as cmp
+    from gradcode.engine.autopilot import AutoScheme
+
+    cfg = parse_config({"workers": 6, "backend": "simulated", "round_timeout": 7.5,
+                        "schemes": [{"code": "auto", "params": {"window": 20}}]})
+    assert cfg.round_timeout == 7.5
+    assert cmp._train_kwargs(cfg)["round_timeout"] == 7.5
+    scheme = cmp.build_scheme(cfg.schemes[0], cfg)
+    assert isinstance(scheme, AutoScheme) and scheme.code.n == 6
+    assert parse_config({"round_timeout": "none"}).round_timeout == "none"
+    assert cmp._train_kwargs(parse_config({"round_timeout": "none"}))["round_timeout"] is None
+    assert "round_timeout" not in cmp._train_kwargs(parse_config({}))
+    with pytest.raises(ConfigError, match="round_timeout"):
+        parse_config({"round_timeout": -1})
+    bad = parse_config({"workers": 6, "schemes": [{"code": "auto", "decoder": "optimal"}]})
+    with pytest.raises(ValueError, match="chooses its own decoder"):
+        cmp.build_scheme(bad.schemes[0], bad, "schemes[0]")
+    odd = parse_config({"workers": 6, "schemes": [{"code": "auto", "params": {"s": 2}}]})
+    with pytest.raises(ValueError, match="params.s is not an option of auto"):
+        cmp.build_scheme(odd.schemes[0], odd, "schemes[0]")

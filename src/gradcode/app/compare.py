@@ -34,7 +34,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 import numpy as np
+import scipy.sparse as sp
+from rich.console import Console
 
+from .._version import __version__
+from ..codes import CATALOGUE
+from ..codes.catalogue import decode
+from ..core.errors import NotDecodableError
+from ..engine import schemes as sch
+from ..engine import wait as wt
+from ..engine.autopilot import auto
+from ..engine.training import train
+from ..models import data, problems
+from ..models import stragglers as st
+from ..protocols.nested_scheme import nested as nested_scheme
 from .config import ExperimentConfig, SchemeConfig, load_config
 from .signals import Terminated, sigterm_received
 
@@ -89,8 +102,6 @@ class ComparisonResult:
 
 # --------------------------------------------------------------------------- building
 def _load_data(cfg: ExperimentConfig, notes: list[str]):
-    from ..models import data
-
     pc = cfg.problem
     if pc.path is not None:
         X, y = data.load_svmlight(pc.path, binary_labels=pc.kind == "logistic_regression")
@@ -119,8 +130,6 @@ def _load_data(cfg: ExperimentConfig, notes: list[str]):
 
 
 def _make_problem(cfg: ExperimentConfig, d: tuple, k: int):
-    from ..models import problems
-
     X, y, Xt, yt = d
     test = None if Xt is None else (Xt, yt)
     build = {"logistic_regression": problems.logistic_regression,
@@ -132,8 +141,6 @@ def _make_problem(cfg: ExperimentConfig, d: tuple, k: int):
 
 def make_delays(cfg: ExperimentConfig):
     """The delay model of a config (seeded with the experiment seed)."""
-    from ..models import stragglers as st
-
     dc, seed = cfg.delays, cfg.seed
     base = {"none": lambda: st.NoDelay(),
             "exponential": lambda: st.Exponential(mean=dc.mean, seed=seed),
@@ -196,19 +203,44 @@ def _default_r(n: int) -> int:
     return n - min(DEFAULT_S, n - 1)
 
 
-def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme"):
-    """A :class:`gradcode.schemes.Scheme` from one scheme config.
+def _data_bytes(X: Any, y: Any) -> int:
+    """Bytes of the training data (dense or sparse features and the labels)."""
+    if sp.issparse(X):
+        size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    else:
+        size = np.asarray(X).nbytes
+    return int(size + np.asarray(y).nbytes)
+
+
+def _auto_scheme(sc: SchemeConfig, cfg: ExperimentConfig, data: tuple | None) -> Any:
+    """``gc.schemes.auto`` for ``code = "auto"``: it picks its own code, decoder and wait;
+    ``params`` are its keyword options (e.g. ``window``, ``hysteresis``)."""
+    if sc.decoder is not None or sc.wait is not None:
+        raise ValueError("code='auto' chooses its own decoder and wait policy; remove "
+                         "decoder/wait from this scheme")
+    allowed = set(inspect.signature(auto).parameters) - {"n", "k", "seed"}
+    extra = set(sc.params) - allowed
+    if extra:
+        raise ValueError(f"params.{min(extra)} is not an option of auto; allowed: "
+                         f"{', '.join(sorted(allowed))}")
+    options = dict(sc.params)
+    if data is not None and "partition_bytes" not in options:
+        options["partition_bytes"] = _data_bytes(data[0], data[1]) / cfg.workers
+    return auto(cfg.workers, seed=cfg.seed, **options)
+
+
+def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme",
+                 data: tuple | None = None):
+    """A :class:`gradcode.schemes.Scheme` from one scheme config (``data``: the training
+    data, for the autopilot's data-movement charge).
 
     Raises:
         ValueError: naming ``where`` (e.g. ``schemes[2]``) and the rule broken.
     """
-    from ..codes import CATALOGUE
-    from ..engine import schemes as sch
-    from ..engine import wait as wt
-    from ..protocols.nested_scheme import nested as nested_scheme
-
     n = cfg.workers
     try:
+        if sc.code == "auto":
+            return _auto_scheme(sc, cfg, data)
         if sc.code == "ignore_stragglers":
             s = sc.params.get("s", min(DEFAULT_S, n - 1))
             extra = set(sc.params) - {"s"}
@@ -273,9 +305,6 @@ def _check_decoder_fits(scheme: Any) -> Any:
     """Decode once with every worker responding: a decoder that needs a structure the code
     lacks (frc_group, graph, bibd, product, unbiased on a cyclic code ...) fails here, before
     any worker starts, instead of in the first round."""
-    from ..codes.catalogue import decode
-    from ..core.errors import NotDecodableError
-
     if getattr(scheme, "run_round", None) is not None:
         return scheme                    # its own round protocol decodes per level
     try:
@@ -310,8 +339,6 @@ def default_lineup(cfg: ExperimentConfig) -> list[tuple[str, SchemeConfig]]:
     present), expander and graph codes with optimal decoding, heterogeneous and nested
     codes (when present). Approximate codes wait for the first n - 2 workers.
     """
-    from ..codes import CATALOGUE
-
     n = cfg.workers
     s = min(DEFAULT_S, n - 1)
     r = _default_r(n)
@@ -346,6 +373,7 @@ def default_lineup(cfg: ExperimentConfig) -> list[tuple[str, SchemeConfig]]:
     if "nested" in CATALOGUE:
         label = "nested" if nested_protocol_available(cfg.backend) else "nested (fixed)"
         lineup.append((label, SchemeConfig("nested")))
+    lineup.append(("auto", SchemeConfig("auto")))    # the autopilot picks for itself
     return [(name, SchemeConfig(**{**sc.__dict__, "name": name})) for name, sc in lineup]
 
 
@@ -356,8 +384,6 @@ def prepare(cfg: ExperimentConfig) -> Plan:
         ValueError / TypeError: naming the key (e.g. ``schemes[1]: ...``).
         MissingExtraError: the backend or the dataset needs an extra that is missing.
     """
-    from ..engine import schemes as sch
-
     notes: list[str] = []
     if cfg.backend == "ray":
         try:
@@ -377,7 +403,7 @@ def prepare(cfg: ExperimentConfig) -> Plan:
     if cfg.schemes:
         for i, sc in enumerate(cfg.schemes):
             try:
-                built.append(build_scheme(sc, cfg, cfg.scheme_key(i)))
+                built.append(build_scheme(sc, cfg, cfg.scheme_key(i), data))
             except (ValueError, TypeError) as exc:
                 if len(cfg.schemes) == 1:
                     raise                    # gradcode run: one line, exit 2
@@ -385,7 +411,7 @@ def prepare(cfg: ExperimentConfig) -> Plan:
     else:
         for name, sc in default_lineup(cfg):
             try:
-                built.append(build_scheme(sc, cfg, name))
+                built.append(build_scheme(sc, cfg, name, data))
             except (ValueError, TypeError) as exc:
                 notes.append(f"skipped {exc}")
     seen: dict[str, int] = {}
@@ -424,16 +450,15 @@ def prepare(cfg: ExperimentConfig) -> Plan:
 
 # --------------------------------------------------------------------------- running
 def _train_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
-    return {"rounds": cfg.rounds, "backend": cfg.backend, "lr": cfg.lr, "optimizer": cfg.optimizer,
-                "seed": cfg.seed}
+    kw = {"rounds": cfg.rounds, "backend": cfg.backend, "lr": cfg.lr,
+          "optimizer": cfg.optimizer, "seed": cfg.seed}
+    if cfg.round_timeout is not None:
+        kw["round_timeout"] = None if cfg.round_timeout == "none" else cfg.round_timeout
+    return kw
 
 
 def reference_target(plan: Plan) -> float:
     """The loss exact GD reaches after 75% of the rounds (no stragglers, same optimizer)."""
-    from ..engine import schemes as sch
-    from ..engine.training import train
-    from ..models import stragglers as st
-
     cfg = plan.config
     scheme = sch.uncoded(cfg.workers)
     kw = _train_kwargs(cfg)
@@ -452,8 +477,6 @@ def _rows(hist: Any) -> list[dict[str, Any]]:
 def run(plan: Plan, *, progress: bool = True, console: Any = None) -> ComparisonResult:
     """Train every scheme of the plan in turn; Ctrl-C keeps what finished (and the rows
     of the scheme that was running) and marks the result ``interrupted``."""
-    from ..engine.training import train
-
     cfg = plan.config
     histories: dict[str, list[dict[str, Any]]] = {}
     failed: dict[str, str] = {}
@@ -551,8 +574,6 @@ def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: fl
     """
     failed = dict(failed or {})
     last_started = next(reversed(histories), None)
-    from .._version import __version__
-
     cfg = plan.config
     by_name = {s.name: s for s in plan.schemes}
     entries = []
@@ -632,8 +653,6 @@ class _Progress:
     def __enter__(self) -> Self:
         if not self.enabled:
             return self
-        from rich.console import Console
-
         self.console = self.console or Console()
         if self.console.is_terminal:
             from rich.progress import (

@@ -16,6 +16,8 @@ The layout (every key optional; see ``examples/*.toml``)::
     optimizer = "gd"         # gd | nesterov | momentum
     target_loss = "auto"     # a number, or "auto": the loss exact GD reaches at 75% of rounds
     name = "compare"         # the title: "gradcode NAME: ..." ("run" for gradcode run)
+    round_timeout = 60.0     # seconds any round may last, every wait policy; "none": no
+                             # limit (default: the backend's, 300 s on local and ray)
 
     [problem]
     kind = "logistic_regression"    # least_squares | logistic_regression | softmax_regression
@@ -37,7 +39,9 @@ The layout (every key optional; see ``examples/*.toml``)::
     fail_prob = 0.0
 
     [[schemes]]                     # as many as you like; none = the built-in line-up
-    code = "fractional_repetition"  # a catalogue family, or ignore_stragglers / erasurehead
+    code = "fractional_repetition"  # a catalogue family, ignore_stragglers / erasurehead,
+                                    # or auto (the autopilot: it picks code, decoder and
+                                    # wait; params are its options, e.g. window = 40)
     params = { s = 2 }              # constructor arguments (n is filled in from workers)
     decoder = "frc_group"           # default: the family's decoder
     wait = "until_decodable"        # all | first | deadline | until_decodable | until_error
@@ -59,6 +63,8 @@ import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ..codes.catalogue import CATALOGUE, DECODERS
 
 __all__ = [
     "BACKENDS",
@@ -82,7 +88,7 @@ PROBLEM_KINDS = ("logistic_regression", "least_squares", "softmax_regression")
 DELAY_MODELS = ("none", "exponential", "shifted_exponential", "pareto")
 WAITS = ("all", "first", "deadline", "until_decodable", "until_error", "erasurehead")
 OPTIMIZERS = ("gd", "nesterov", "momentum")   # gradcode.optimizers.OPTIMIZERS
-BASELINES = ("ignore_stragglers", "erasurehead")
+BASELINES = ("ignore_stragglers", "erasurehead", "auto")
 """Scheme ``code`` values that are not catalogue families."""
 
 
@@ -92,8 +98,6 @@ class ConfigError(ValueError):
 
 def scheme_codes() -> list[str]:
     """Every allowed value of a scheme's ``code`` key (catalogue families + baselines)."""
-    from ..codes import CATALOGUE
-
     return sorted(set(CATALOGUE) | set(BASELINES))
 
 
@@ -158,6 +162,7 @@ class ExperimentConfig:
     optimizer: str = "gd"
     target_loss: float | None = None      # None = auto
     name: str = "compare"
+    round_timeout: float | str | None = None   # None: the backend's; "none": no limit
     problem: ProblemConfig = field(default_factory=ProblemConfig)
     delays: DelayConfig = field(default_factory=DelayConfig)
     schemes: tuple[SchemeConfig, ...] = ()
@@ -244,7 +249,7 @@ def _get(table: dict, where: str, key: str, kind: type, default: Any, *,
 
 
 _TOP_KEYS = ("workers", "rounds", "seed", "backend", "out", "lr", "optimizer", "target_loss",
-             "name", "problem", "delays", "schemes", "scheme")
+             "name", "problem", "delays", "schemes", "scheme", "round_timeout")
 _PROBLEM_KEYS = ("kind", "dataset", "path", "l2", "test_fraction", "samples", "dim",
                  "batch_size")
 _DELAY_KEYS = ("model", "shift", "mean", "shape", "slow_workers", "slow_factor", "fail_prob")
@@ -360,8 +365,6 @@ def _parse_scheme(raw: Any, where: str) -> SchemeConfig:
         raise _err(f"{where}.code is required; allowed values: {', '.join(scheme_codes())}")
     code = _get(t, where, "code", str, None, choices=tuple(scheme_codes()))
     params = _get(t, where, "params", dict, {})
-    from ..codes.catalogue import DECODERS
-
     decoder = _get(t, where, "decoder", str, None, choices=tuple(sorted(DECODERS)))
     wait = _get(t, where, "wait", str, None, choices=WAITS)
     s = SchemeConfig(
@@ -413,6 +416,8 @@ def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConf
     else:
         target_loss = float(target)
     name = _get(t, "", "name", str, "run" if single else d.name)
+    round_timeout = "none" if t.get("round_timeout") == "none" else \
+        _get(t, "", "round_timeout", float, None, low=0.0, low_open=True)
     problem = _parse_problem(t.get("problem", {}))
     delays = _parse_delays(t.get("delays", {}), workers)
 
@@ -450,7 +455,7 @@ def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConf
     return ExperimentConfig(workers=workers, rounds=rounds, seed=seed, backend=backend, out=out,
                             lr=lr, optimizer=optimizer, target_loss=target_loss, name=name,
                             problem=problem, delays=delays, schemes=schemes,
-                            scheme_table="scheme" in t)
+                            scheme_table="scheme" in t, round_timeout=round_timeout)
 
 
 def load_config(path: str | os.PathLike | None = None, *, overrides: dict[str, Any] | None = None,
