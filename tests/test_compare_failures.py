@@ -72,7 +72,7 @@ code = "fractional_repetition"
 def test_a_scheme_failing_during_training_keeps_the_others(tmp_path, monkeypatch):
     """A failure inside train() (here: the backend refuses to start for one scheme, as when
     a worker dies while workers start) is that scheme's failure only."""
-    from gradcode.app import compare as training   # compare calls its imported train
+    from gradcode.app import compare as training  # compare calls its imported train
 
     real = training.train
 
