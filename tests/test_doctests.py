@@ -24,7 +24,9 @@ FAMILIES = [f"gradcode.codes.{m.name}" for m in pkgutil.iter_modules(gradcode.co
 ELSEWHERE = {"gradcode.engine.training", "gradcode.engine.wait", "gradcode.engine.schemes",
              "gradcode.models.stragglers", "gradcode.models.data", "gradcode.models.problems",
              "gradcode.models.optimizers", "gradcode.engine.history", "gradcode.engine.estimation",
-             "gradcode.app.cli", "gradcode.app.config", "gradcode.app.report",
+             "gradcode.app.cli", "gradcode.app.cli.analyze", "gradcode.app.cli.codes",
+             "gradcode.app.cli.decompile", "gradcode.app.cli.experiment", "gradcode.app.config",
+             "gradcode.app.report",
              "gradcode.core.errors", "gradcode.core.validate", "gradcode.core.tolerance",
              "gradcode.core.cgls", "gradcode.analysis.worst_case_search",
              "gradcode.decompiler", "gradcode.engine.autopilot"}
