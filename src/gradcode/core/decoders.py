@@ -545,17 +545,27 @@ def _graph_forest(k: int, ext_indices: np.ndarray, ext_indptr: np.ndarray,
 
 
 def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal weights and alpha of a graph code for the surviving edges ``mask``, by
+    phase: the surviving adjacency, a BFS forest with its levels, the closed-form alpha
+    per component (docs/theory.md, T15), and the edge weights that realise it (T16)."""
     n = mask.size
-    weights = np.zeros(n)
-    alpha = np.zeros(k)
     sel = np.flatnonzero(mask[st["eid"]])      # surviving adjacency entries, row-sorted
     if sel.size == 0:
-        return weights, alpha
-    u_all, v_all = st["u"], st["v"]
+        return np.zeros(n), np.zeros(k)
+    adj = _surviving_adjacency(k, st, sel)
+    forest = _bfs_levels(k, adj, st)
+    eids = np.flatnonzero(mask)
+    u, v = st["u"][eids], st["v"][eids]
+    alpha, same, parity = _component_alpha(forest, adj["deg"], u, v)
+    weights = _graph_weights(n, k, st, adj, forest, alpha, same, parity, eids, u, v)
+    return weights, alpha
+
+
+def _surviving_adjacency(k: int, st: dict[str, Any], sel: np.ndarray) -> dict[str, Any]:
+    """The adjacency of the surviving edges (CSR over the k vertices), and a de-duplicated
+    copy for the traversal when the graph has parallel edges."""
     indptr = np.searchsorted(sel, st["indptr"])
     indices = st["indices"][sel]
-    eid = st["eid"][sel]
-    deg = np.diff(indptr)
     row_of = st["rows"][sel]
     if st["parallel"]:
         # parallel edges: csgraph's strong-components routine does not terminate on
@@ -567,6 +577,14 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
         np.cumsum(np.bincount(row_of[uniq], minlength=k), out=g_indptr[1:])
     else:
         g_indices, g_indptr = indices, indptr
+    return {"indices": indices, "eid": st["eid"][sel], "deg": np.diff(indptr),
+            "row_of": row_of, "g_indices": g_indices, "g_indptr": g_indptr}
+
+
+def _bfs_levels(k: int, adj: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
+    """A BFS forest of the surviving graph: components, order, parents, BFS positions,
+    level boundaries and depths."""
+    g_indices, g_indptr = adj["g_indices"], adj["g_indptr"]
     nnz = g_indices.size
     # one buffer for the graph plus a super-root row k (pointing at one vertex per
     # component when there are several, so that one BFS spans the forest)
@@ -588,10 +606,17 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
         bounds.append(nxt)
     depth = np.empty(k + 1, dtype=np.int64)
     depth[order] = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
-    depth = depth[:k]
-    parity = depth & 1
-    eids = np.flatnonzero(mask)
-    u, v = u_all[eids], v_all[eids]
+    return {"ncomp": ncomp, "lab": lab, "order": order, "pred": pred, "pos": pos,
+            "ppos": ppos, "bounds": bounds, "depth": depth[:k]}
+
+
+def _component_alpha(forest: dict[str, Any], deg: np.ndarray, u: np.ndarray,
+                     v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed-form alpha per component: 1 on a component with an odd cycle, 1 -/+ delta
+    on the larger/smaller side of a bipartite one, 0 on isolated vertices. Also returns
+    which surviving edges join equal BFS parities (odd cycles) and the parities."""
+    ncomp, lab = forest["ncomp"], forest["lab"]
+    parity = forest["depth"] & 1
     same = parity[u] == parity[v]              # joins equal BFS parities: an odd cycle
     odd_comp = np.zeros(ncomp, dtype=bool)
     odd_comp[lab[u[same]]] = True
@@ -602,19 +627,27 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
     alpha = np.where(odd_comp[lab], 1.0,
                      np.where(on_big_side, 1.0 - delta[lab], 1.0 + delta[lab]))
     alpha[deg == 0] = 0.0
+    return alpha, same, parity
+
+
+def _graph_weights(n: int, k: int, st: dict[str, Any], adj: dict[str, Any],
+                   forest: dict[str, Any], alpha: np.ndarray, same: np.ndarray,
+                   parity: np.ndarray, eids: np.ndarray, u: np.ndarray,
+                   v: np.ndarray) -> np.ndarray:
+    """Edge weights that realise ``alpha``: one odd-cycle edge per non-bipartite component
+    absorbs the root residual, then a leaves-up sweep over the BFS levels."""
+    lab, order, pos, ppos = forest["lab"], forest["order"], forest["pos"], forest["ppos"]
+    bounds, depth, pred = forest["bounds"], forest["depth"], forest["pred"]
     # The root residual of a leaves-up solve is sum_v sign_v (alpha_v - extra_v) with
     # sign = (-1)^depth; an extra weight t on one odd edge (both ends of sign sigma)
     # changes it by -2 sigma t, so t = r0 / (2 sigma) makes it vanish.
     sign = 1.0 - 2.0 * parity
-    r0 = np.bincount(lab, weights=sign * alpha, minlength=ncomp)
+    r0 = np.bincount(lab, weights=sign * alpha, minlength=forest["ncomp"])
     odd_edges = np.flatnonzero(same)
-    odd_edge_of = np.full(ncomp, -1)
+    odd_edge_of = np.full(forest["ncomp"], -1)
     odd_edge_of[lab[u[odd_edges]][::-1]] = odd_edges[::-1]
     oe = odd_edge_of[odd_edge_of >= 0]
-    comp_oe = lab[u[oe]]
-    t = r0[comp_oe] / (2.0 * sign[u[oe]])
-    w = np.zeros(u.size)
-    w[oe] = t
+    t = r0[lab[u[oe]]] / (2.0 * sign[u[oe]])
     s_val = alpha.copy()
     s_val[u[oe]] -= t
     s_val[v[oe]] -= t
@@ -631,6 +664,8 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
         acc[lo:a] += np.bincount(pa - lo, weights=val, minlength=a - lo)
     # tree edge (child, parent) of every vertex below level 1
     # (vertex, parent) entries of the surviving adjacency; parallel edges: first one only
+    weights = np.zeros(n)
+    row_of, indices = adj["row_of"], adj["indices"]
     parent_of = np.where(depth >= 2, pred[:k], -1)
     hit = np.flatnonzero(indices == parent_of[row_of])
     if hit.size:
@@ -638,9 +673,9 @@ def _graph_solve(k: int, st: dict[str, Any], mask: np.ndarray) -> tuple[np.ndarr
         if st["parallel"]:
             hit = hit[np.r_[True, hit_row[1:] != hit_row[:-1]]]
             hit_row = row_of[hit]
-        weights[eid[hit]] = wpos[pos[hit_row]]
+        weights[adj["eid"][hit]] = wpos[pos[hit_row]]
     weights[eids[oe]] += t
-    return weights, alpha
+    return weights
 
 
 # --------------------------------------------------------------------------- fixed
