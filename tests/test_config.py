@@ -167,3 +167,15 @@ def test_auto_scheme_and_round_timeout_keys():
     odd = parse_config({"workers": 6, "schemes": [{"code": "auto", "params": {"s": 2}}]})
     with pytest.raises(ValueError, match="params.s is not an option of auto"):
         cmp.build_scheme(odd.schemes[0], odd, "schemes[0]")
+
+
+def test_auto_scheme_keeps_its_line_up_name():
+    from gradcode.app import compare as cmp
+    from gradcode.engine.autopilot import AutoScheme
+
+    cfg = parse_config({"workers": 6, "backend": "simulated", "rounds": 12,
+                        "schemes": [{"code": "auto", "name": "my auto"},
+                                    {"code": "uncoded"}]})
+    scheme = cmp.build_scheme(cfg.schemes[0], cfg)
+    assert isinstance(scheme, AutoScheme) and scheme.name == "my auto"
+    assert scheme.pilot is not None

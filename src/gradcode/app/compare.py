@@ -240,7 +240,8 @@ def build_scheme(sc: SchemeConfig, cfg: ExperimentConfig, where: str = "scheme",
     n = cfg.workers
     try:
         if sc.code == "auto":
-            return _auto_scheme(sc, cfg, data)
+            scheme = _auto_scheme(sc, cfg, data)
+            return replace(scheme, name=sc.name) if sc.name else scheme
         if sc.code == "ignore_stragglers":
             s = sc.params.get("s", min(DEFAULT_S, n - 1))
             extra = set(sc.params) - {"s"}
