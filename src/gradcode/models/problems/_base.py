@@ -28,7 +28,8 @@ import numpy as np
 from ...core.validate import check_int
 from ..data import partition
 
-__all__ = ["Minibatches", "Part", "Problem", "gradient_at", "partition_gradients_at"]
+__all__ = ["Minibatches", "ModelProblem", "Part", "Problem", "gradient_at",
+           "partition_gradients_at"]
 
 
 def parts_arg(where: str, m: int, k: Any, partition_seed: Any) -> list[np.ndarray]:
@@ -161,6 +162,23 @@ class Problem:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name}, dim={self.dim}, k={self.k})"
+
+
+class ModelProblem(Problem):
+    """Base of the torch and JAX problems: initial parameters kept as one flat vector
+    ``_p0``, and per-partition views (``_views``, built in-process for evaluation) left
+    out when the problem is pickled for a worker."""
+
+    _p0: np.ndarray
+    _views: dict
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_views"] = {}
+        return state
+
+    def init_params(self) -> np.ndarray:
+        return self._p0.copy()
 
 
 @functools.lru_cache(maxsize=256)

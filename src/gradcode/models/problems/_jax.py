@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ...core.validate import check_int, check_real
-from ._base import Minibatches, Part, Problem, parts_arg
-from ._sources import ArrayRows, DatasetRows, numpy_collate
+from ._base import Minibatches, ModelProblem, Part, parts_arg
+from ._sources import ArrayRows, DatasetRows, RowSource
 
 __all__ = ["JaxPart", "JaxProblem", "jax_problem"]
 
@@ -68,7 +68,7 @@ class JaxPart(Part):
         return g
 
 
-class JaxProblem(Problem):
+class JaxProblem(ModelProblem):
     """A JAX loss as a coded-training problem (see :func:`jax_problem`)."""
 
     def __init__(self, loss_fn: Callable, params0: Any, sources: Any, parts: list[np.ndarray],
@@ -91,13 +91,6 @@ class JaxProblem(Problem):
                      + ("" if batch_size is None else f", batch={batch_size}") + ")")
         self._views: dict[int, JaxPart] = {}
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_views"] = {}
-        return state
-
-    def init_params(self) -> np.ndarray:
-        return self._p0.copy()
 
     def unravel(self, params: np.ndarray) -> Any:
         """The parameter pytree of a flat vector."""
@@ -146,34 +139,20 @@ class JaxProblem(Problem):
         return out
 
 
-class _Sources:
-    """Makes the source of a set of rows: ``ArrayRows`` of (X, y) or ``DatasetRows`` of a
-    dataset read with :func:`numpy_collate` (picklable, unlike a closure)."""
-
-    def __init__(self, X: Any, y: Any, dataset: Any = None) -> None:
-        self.X, self.y, self.dataset = X, y, dataset
-
-    def __call__(self, index: np.ndarray | None) -> Any:
-        if self.dataset is None:
-            return ArrayRows(self.X, self.y, index)
-        idx = np.arange(len(self.dataset)) if index is None else index
-        return DatasetRows(self.dataset, idx, numpy_collate, cache=index is not None)
-
-
-def _data_arg(where: str, X: Any, y: Any, dataset: Any) -> tuple[int, _Sources]:
+def _data_arg(where: str, X: Any, y: Any, dataset: Any) -> tuple[int, RowSource]:
     if dataset is not None:
         if X is not None or y is not None:
             raise ValueError(f"{where}: give either X and y or dataset, not both")
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"{where}: dataset must be map-style (__len__ and __getitem__ "
                             f"returning (x, y)), got {type(dataset).__name__}")
-        return len(dataset), _Sources(None, None, dataset)
+        return len(dataset), RowSource(None, None, dataset)
     if X is None or y is None:
         raise ValueError(f"{where}: give X and y, or dataset=")
     X, y = np.asarray(X), np.asarray(y)
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"{where}: X has {X.shape[0]} rows but y has {y.shape[0]}")
-    return int(X.shape[0]), _Sources(X, y)
+    return int(X.shape[0]), RowSource(X, y)
 
 
 def jax_problem(loss_fn: Callable, params0: Any, X: Any = None, y: Any = None,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArrayRows", "DatasetRows", "numpy_collate"]
+__all__ = ["ArrayRows", "DatasetRows", "RowSource", "numpy_collate"]
 
 
 def numpy_collate(items: list[Any]) -> tuple[np.ndarray, ...]:
@@ -89,3 +89,20 @@ class DatasetRows:
     def chunks(self, size: int) -> Iterator[tuple[Any, Any]]:
         for lo in range(0, len(self), size):
             yield self._read(self.index[lo:lo + size])
+
+
+class RowSource:
+    """Makes the source of a set of rows: :class:`ArrayRows` of (X, y), or
+    :class:`DatasetRows` of a map-style dataset read with ``collate`` (default
+    :func:`numpy_collate`); picklable, unlike a closure."""
+
+    def __init__(self, X: Any, y: Any, dataset: Any = None,
+                 collate: Callable[[list[Any]], Any] | None = None) -> None:
+        self.X, self.y, self.dataset = X, y, dataset
+        self.collate = numpy_collate if collate is None else collate
+
+    def __call__(self, index: np.ndarray | None) -> Any:
+        if self.dataset is None:
+            return ArrayRows(self.X, self.y, index)
+        idx = np.arange(len(self.dataset)) if index is None else index
+        return DatasetRows(self.dataset, idx, self.collate, cache=index is not None)

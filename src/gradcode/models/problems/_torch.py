@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ...core.validate import check_int, check_real
-from ._base import Minibatches, Part, Problem, parts_arg
-from ._sources import ArrayRows, DatasetRows
+from ._base import Minibatches, ModelProblem, Part, parts_arg
+from ._sources import ArrayRows, DatasetRows, RowSource
 
 __all__ = ["TorchPart", "TorchProblem", "torch_problem"]
 
@@ -86,7 +86,7 @@ class TorchPart(Part):
         return g
 
 
-class TorchProblem(Problem):
+class TorchProblem(ModelProblem):
     """A PyTorch model as a coded-training problem (see :func:`torch_problem`)."""
 
     def __init__(self, module: Any, loss_fn: Callable, train: Any, parts: list[np.ndarray],
@@ -110,13 +110,6 @@ class TorchProblem(Problem):
                      + ")")
         self._views: dict[int, TorchPart] = {}
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_views"] = {}
-        return state
-
-    def init_params(self) -> np.ndarray:
-        return self._p0.copy()
 
     def part(self, j: int) -> TorchPart:
         """Partition j with its own copy of the module (what a worker receives)."""
@@ -196,22 +189,8 @@ def _tensor(torch: Any, a: Any, dtype: Any = None) -> Any:
     return t if dtype is None else t.to(dtype)
 
 
-class _Sources:
-    """Makes the source of a set of rows: ``ArrayRows`` of (X, y) or ``DatasetRows`` of a
-    dataset (picklable, unlike a closure)."""
-
-    def __init__(self, X: Any, y: Any, dataset: Any = None, collate: Any = None) -> None:
-        self.X, self.y, self.dataset, self.collate = X, y, dataset, collate
-
-    def __call__(self, index: np.ndarray | None) -> Any:
-        if self.dataset is None:
-            return ArrayRows(self.X, self.y, index)
-        idx = np.arange(len(self.dataset)) if index is None else index
-        return DatasetRows(self.dataset, idx, self.collate, cache=index is not None)
-
-
 def _data_arg(torch: Any, where: str, X: Any, y: Any, dataset: Any,
-              dtype: Any) -> tuple[int, _Sources]:
+              dtype: Any) -> tuple[int, RowSource]:
     """(m, make_source): make_source(index) gives the rows ``index`` (None: all)."""
     if dataset is not None:
         if X is not None or y is not None:
@@ -221,17 +200,17 @@ def _data_arg(torch: Any, where: str, X: Any, y: Any, dataset: Any,
             if len(tensors) != 2:
                 raise ValueError(f"{where}: a TensorDataset must hold (inputs, targets), got "
                                  f"{len(tensors)} tensors")
-            return int(tensors[0].shape[0]), _Sources(tensors[0].to(dtype), tensors[1])
+            return int(tensors[0].shape[0]), RowSource(tensors[0].to(dtype), tensors[1])
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(f"{where}: dataset must be a map-style torch.utils.data.Dataset "
                             f"(with __len__ and __getitem__), got {type(dataset).__name__}")
-        return len(dataset), _Sources(None, None, dataset, torch.utils.data.default_collate)
+        return len(dataset), RowSource(None, None, dataset, torch.utils.data.default_collate)
     if X is None or y is None:
         raise ValueError(f"{where}: give X and y, or dataset=")
     Xt, yt = _tensor(torch, X, dtype), _tensor(torch, y)
     if Xt.shape[0] != yt.shape[0]:
         raise ValueError(f"{where}: X has {Xt.shape[0]} rows but y has {yt.shape[0]}")
-    return int(Xt.shape[0]), _Sources(Xt, yt)
+    return int(Xt.shape[0]), RowSource(Xt, yt)
 
 
 def torch_problem(module: Any, loss_fn: Callable, X: Any = None, y: Any = None,
