@@ -224,6 +224,10 @@ def _name(decoder: Any) -> str:
 def _combine(dec: Any, order: np.ndarray, values: dict[int, Any], dim: int) -> np.ndarray:
     """sum_i a_i f_i over the responders with a nonzero weight."""
     used = order[dec.weights[order] != 0]
+    if isinstance(values, _ScheduledValues) and values.rows_of(used) is not None:
+        weights = np.zeros_like(dec.weights)       # a whole virtual-clock schedule of rows:
+        weights[used] = dec.weights[used]          # no per-responder Python work
+        return values.schedule.rows.combine(weights)
     first = values[int(used[0])] if used.size else None
     if isinstance(first, RowRef) and all(
             isinstance(values[int(i)], RowRef) and values[int(i)].rows is first.rows
@@ -282,6 +286,21 @@ class _ScheduledValues(dict):
         self.schedule = schedule
         self.index = np.full(int(schedule.workers.max(initial=-1)) + 1, -1, dtype=np.int64)
         self.index[schedule.workers] = np.arange(schedule.workers.size)
+
+    def rows_of(self, workers: np.ndarray) -> Any:
+        """The schedule's :class:`~gradcode.backends.base.CodedRows` when every worker of
+        ``workers`` has a result row in it (then sum_i a_i f_i is one sparse product),
+        else None."""
+        rows = self.schedule.rows
+        if rows is None or self.schedule.kind != "result" or workers.size == 0:
+            return None
+        inside = (workers >= 0) & (workers < self.index.size)
+        if not np.all(inside) or np.any(self.index[workers] < 0):
+            return None
+        dropped = self.schedule.dropped
+        if dropped is not None and np.any(dropped[self.index[workers]]):
+            return None
+        return rows
 
     def __missing__(self, worker: int) -> Any:
         e = int(self.index[worker]) if 0 <= worker < self.index.size else -1

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.linalg import svds
 
 from ...core.validate import check_int, check_real
 from ..data import as_features
@@ -53,22 +54,27 @@ def _residual(kind: str, X: Any, y: np.ndarray, w: np.ndarray, classes: int) -> 
     return _sigmoid(z) - y
 
 
-def _losses(kind: str, X: Any, y: np.ndarray, w: np.ndarray, classes: int) -> np.ndarray:
+def _scores(kind: str, X: Any, w: np.ndarray, classes: int) -> np.ndarray:
+    """X w: the scores, (m,) or (m, C) for softmax (computed once per evaluation)."""
     if kind == "softmax":
-        Z = np.asarray(X @ w.reshape(-1, classes))
+        return np.asarray(X @ w.reshape(-1, classes))
+    return np.asarray(X @ w).ravel()
+
+
+def _losses(kind: str, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-sample losses from the scores Z."""
+    if kind == "softmax":
         return _logsumexp(Z) - Z[np.arange(y.size), y.astype(np.int64)]
-    z = np.asarray(X @ w).ravel()
     if kind == "least_squares":
-        return 0.5 * (z - y) ** 2
-    return np.logaddexp(0.0, z) - y * z
+        return 0.5 * (Z - y) ** 2
+    return np.logaddexp(0.0, Z) - y * Z
 
 
-def _predict_accuracy(kind: str, X: Any, y: np.ndarray, w: np.ndarray, classes: int) -> float:
+def _accuracy(kind: str, Z: np.ndarray, y: np.ndarray) -> float:
+    """Classification accuracy from the scores Z."""
     if kind == "softmax":
-        pred = np.asarray(X @ w.reshape(-1, classes)).argmax(axis=1)
-        return float(np.mean(pred == y))
-    z = np.asarray(X @ w).ravel()
-    return float(np.mean((z > 0) == (y > 0.5)))
+        return float(np.mean(Z.argmax(axis=1) == y))
+    return float(np.mean((Z > 0) == (y > 0.5)))
 
 
 def _part_sums(kind: str, X: Any, R: np.ndarray, S: Any,
@@ -165,20 +171,24 @@ class LinearProblem(Problem):
         return np.asarray(self.X.T @ R).reshape(-1) / self.m + self.l2 * w
     def loss(self, params: np.ndarray) -> float:
         w = self._check_params(params)
-        return float(np.mean(_losses(self.kind, self.X, self.y, w, self.classes))
-                     + 0.5 * self.l2 * w @ w)
+        return self._loss_at(w, _scores(self.kind, self.X, w, self.classes))
+
+    def _loss_at(self, w: np.ndarray, Z: np.ndarray) -> float:
+        return float(np.mean(_losses(self.kind, Z, self.y)) + 0.5 * self.l2 * w @ w)
 
     def metrics(self, params: np.ndarray) -> dict[str, float]:
         w = self._check_params(params)
-        out = {"loss": self.loss(w)}
+        Z = _scores(self.kind, self.X, w, self.classes)      # one X w for loss and accuracy
+        out = {"loss": self._loss_at(w, Z)}
         classify = self.kind != "least_squares"
         if classify:
-            out["train_accuracy"] = _predict_accuracy(self.kind, self.X, self.y, w, self.classes)
+            out["train_accuracy"] = _accuracy(self.kind, Z, self.y)
         if self.test is not None:
             Xt, yt = self.test
-            out["test_loss"] = float(np.mean(_losses(self.kind, Xt, yt, w, self.classes)))
+            Zt = _scores(self.kind, Xt, w, self.classes)
+            out["test_loss"] = float(np.mean(_losses(self.kind, Zt, yt)))
             if classify:
-                out["test_accuracy"] = _predict_accuracy(self.kind, Xt, yt, w, self.classes)
+                out["test_accuracy"] = _accuracy(self.kind, Zt, yt)
         if classify:
             out["accuracy"] = out.get("test_accuracy", out["train_accuracy"])
         return out
@@ -187,7 +197,6 @@ class LinearProblem(Problem):
         """L = sigma_max(X)^2 / m * c + l2 with c = 1 (least squares), 1/4 (logistic),
         1/2 (softmax)."""
         if sp.issparse(self.X):
-            from scipy.sparse.linalg import svds
             try:
                 smax = float(svds(self.X, k=1, return_singular_vectors=False,
                                   random_state=0)[0])
