@@ -147,3 +147,21 @@ def test_optax_on_the_pytree_matches_plain_optax():
                              rounds=30, backend="simulated", lr=None,
                              optimizer=gc.optimizers.OptaxOptimizer(optax.adam(0.03), p0))
     assert hist.rows[-1]["loss"] < 0.7 * prob.loss(prob.init_params())
+
+
+@pytest.mark.parametrize("kwargs, exc, needle", [
+    ({"X": np.zeros((4, 2)), "y": np.zeros(4), "dataset": [(0, 0)] * 4}, ValueError, "not both"),
+    ({}, ValueError, "give X and y, or dataset="),
+    ({"dataset": 5}, TypeError, "map-style"),
+    ({"X": np.zeros((4, 2)), "y": np.zeros(3)}, ValueError, "X has 4 rows but y has 3"),
+])
+def test_model_problems_name_bad_data_arguments(kwargs, exc, needle):
+    """torch_problem and jax_problem refuse the same bad data arguments the same way."""
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    with pytest.raises(exc, match=needle):
+        gc.problems.torch_problem(torch.nn.Linear(2, 1), torch.nn.functional.mse_loss, k=2,
+                                  **kwargs)
+    with pytest.raises(exc, match=needle):
+        gc.problems.jax_problem(lambda p, X, y: jnp.mean((X @ p - y) ** 2), jnp.zeros(2),
+                                k=2, **kwargs)

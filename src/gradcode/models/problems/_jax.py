@@ -16,7 +16,7 @@ import numpy as np
 
 from ...core.validate import check_int, check_real
 from ._base import Minibatches, ModelProblem, Part, parts_arg
-from ._sources import ArrayRows, DatasetRows, RowSource
+from ._sources import ArrayRows, DatasetRows, RowSource, check_data_args, check_same_rows
 
 __all__ = ["JaxPart", "JaxProblem", "jax_problem"]
 
@@ -140,19 +140,11 @@ class JaxProblem(ModelProblem):
 
 
 def _data_arg(where: str, X: Any, y: Any, dataset: Any) -> tuple[int, RowSource]:
+    check_data_args(where, X, y, dataset)
     if dataset is not None:
-        if X is not None or y is not None:
-            raise ValueError(f"{where}: give either X and y or dataset, not both")
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise TypeError(f"{where}: dataset must be map-style (__len__ and __getitem__ "
-                            f"returning (x, y)), got {type(dataset).__name__}")
         return len(dataset), RowSource(None, None, dataset)
-    if X is None or y is None:
-        raise ValueError(f"{where}: give X and y, or dataset=")
     X, y = np.asarray(X), np.asarray(y)
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"{where}: X has {X.shape[0]} rows but y has {y.shape[0]}")
-    return int(X.shape[0]), RowSource(X, y)
+    return check_same_rows(where, X, y), RowSource(X, y)
 
 
 def jax_problem(loss_fn: Callable, params0: Any, X: Any = None, y: Any = None,

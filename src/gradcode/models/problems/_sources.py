@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArrayRows", "DatasetRows", "RowSource", "numpy_collate"]
+__all__ = ["ArrayRows", "DatasetRows", "RowSource", "check_data_args", "check_same_rows",
+           "numpy_collate"]
 
 
 def numpy_collate(items: list[Any]) -> tuple[np.ndarray, ...]:
@@ -106,3 +107,23 @@ class RowSource:
             return ArrayRows(self.X, self.y, index)
         idx = np.arange(len(self.dataset)) if index is None else index
         return DatasetRows(self.dataset, idx, self.collate, cache=index is not None)
+
+
+def check_data_args(where: str, X: Any, y: Any, dataset: Any) -> None:
+    """The data of a model problem is either ``X`` and ``y`` or a map-style ``dataset``
+    (``__len__`` and ``__getitem__`` returning ``(x, y)``), never both or neither."""
+    if dataset is not None:
+        if X is not None or y is not None:
+            raise ValueError(f"{where}: give either X and y or dataset, not both")
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"{where}: dataset must be map-style (__len__ and __getitem__ "
+                            f"returning (x, y)), got {type(dataset).__name__}")
+    elif X is None or y is None:
+        raise ValueError(f"{where}: give X and y, or dataset=")
+
+
+def check_same_rows(where: str, X: Any, y: Any) -> int:
+    """The number of rows of X, which y must share."""
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"{where}: X has {X.shape[0]} rows but y has {y.shape[0]}")
+    return int(X.shape[0])

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...core.validate import check_int, check_real
 from ._base import Minibatches, ModelProblem, Part, parts_arg
-from ._sources import ArrayRows, DatasetRows, RowSource
+from ._sources import ArrayRows, DatasetRows, RowSource, check_data_args, check_same_rows
 
 __all__ = ["TorchPart", "TorchProblem", "torch_problem"]
 
@@ -192,25 +192,17 @@ def _tensor(torch: Any, a: Any, dtype: Any = None) -> Any:
 def _data_arg(torch: Any, where: str, X: Any, y: Any, dataset: Any,
               dtype: Any) -> tuple[int, RowSource]:
     """(m, make_source): make_source(index) gives the rows ``index`` (None: all)."""
+    check_data_args(where, X, y, dataset)
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        tensors = dataset.tensors
+        if len(tensors) != 2:
+            raise ValueError(f"{where}: a TensorDataset must hold (inputs, targets), got "
+                             f"{len(tensors)} tensors")
+        return int(tensors[0].shape[0]), RowSource(tensors[0].to(dtype), tensors[1])
     if dataset is not None:
-        if X is not None or y is not None:
-            raise ValueError(f"{where}: give either X and y or dataset, not both")
-        if isinstance(dataset, torch.utils.data.TensorDataset):
-            tensors = dataset.tensors
-            if len(tensors) != 2:
-                raise ValueError(f"{where}: a TensorDataset must hold (inputs, targets), got "
-                                 f"{len(tensors)} tensors")
-            return int(tensors[0].shape[0]), RowSource(tensors[0].to(dtype), tensors[1])
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise TypeError(f"{where}: dataset must be a map-style torch.utils.data.Dataset "
-                            f"(with __len__ and __getitem__), got {type(dataset).__name__}")
         return len(dataset), RowSource(None, None, dataset, torch.utils.data.default_collate)
-    if X is None or y is None:
-        raise ValueError(f"{where}: give X and y, or dataset=")
     Xt, yt = _tensor(torch, X, dtype), _tensor(torch, y)
-    if Xt.shape[0] != yt.shape[0]:
-        raise ValueError(f"{where}: X has {Xt.shape[0]} rows but y has {yt.shape[0]}")
-    return int(Xt.shape[0]), RowSource(Xt, yt)
+    return check_same_rows(where, Xt, yt), RowSource(Xt, yt)
 
 
 def torch_problem(module: Any, loss_fn: Callable, X: Any = None, y: Any = None,
