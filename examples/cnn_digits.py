@@ -21,6 +21,11 @@ It prints a table, and writes ``cnn_digits.png`` (test accuracy against round ti
 ``cnn_digits.json`` into ``--out``. The times are the training clock: the sum of the
 round times (waiting for workers), not counting the master's evaluations.
 
+The same training, one scheme at a time, from a config file (it imports
+:func:`digits_cnn`, :func:`train_set` and :func:`test_set` from this script)::
+
+    gradcode run examples/cnn_digits.toml --backend local
+
 Needs the torch, data and plots extras (``pip install 'gradcode[torch,data,plots]'``, and
 ``ray`` for ``--backend ray``).
 """
@@ -73,6 +78,17 @@ def digits(subset: int | None = None, seed: int = 0) -> tuple[Any, Any]:
             torch.tensor(A, dtype=torch.float32).reshape(-1, 1, 8, 8),
             torch.tensor(b, dtype=torch.int64))
     return tensors(Xtr, ytr), tensors(Xte, yte)
+
+
+def train_set(subset: int | None = None, seed: int = 0) -> Any:
+    """The training ``TensorDataset`` of :func:`digits` (``examples/cnn_digits.toml``
+    names it: ``dataset = "cnn_digits:train_set"``)."""
+    return digits(subset, seed)[0]
+
+
+def test_set(seed: int = 0) -> Any:
+    """The held-out ``TensorDataset`` of :func:`digits` (``test = "cnn_digits:test_set"``)."""
+    return digits(None, seed)[1]
 
 
 def delays(n: int, seed: int, slow: tuple[int, ...] = (2, 5), factor: float = 6.0,

@@ -16,7 +16,7 @@ CORE = ["gradcode", "gradcode.core.code", "gradcode.core.decoders", "gradcode.co
         "gradcode.codes.catalogue", "gradcode.codes.designs", "gradcode.protocols.nested",
         "gradcode.protocols.nested_scheme", "gradcode.app.compare", "gradcode.engine.rounds",
         "gradcode.backends.tasks", "gradcode.backends.simulated", "gradcode.engine.checkpoints",
-        "gradcode.app.signals"]
+        "gradcode.app.signals", "gradcode.app.references"]
 FAMILIES = [f"gradcode.codes.{m.name}" for m in pkgutil.iter_modules(gradcode.codes.__path__)
             if not m.name.startswith("_") and f"gradcode.codes.{m.name}" not in CORE]
 # Modules whose examples run in other test files (training side, estimation, ray extra,
@@ -26,6 +26,7 @@ ELSEWHERE = {"gradcode.engine.training", "gradcode.engine.wait", "gradcode.engin
              "gradcode.models.optimizers", "gradcode.engine.history", "gradcode.engine.estimation",
              "gradcode.app.cli", "gradcode.app.cli.analyze", "gradcode.app.cli.codes",
              "gradcode.app.cli.decompile", "gradcode.app.cli.experiment", "gradcode.app.config",
+             "gradcode.app.torch_model",
              "gradcode.app.report",
              "gradcode.core.errors", "gradcode.core.validate", "gradcode.core.tolerance",
              "gradcode.core.cgls", "gradcode.analysis.worst_case_search",

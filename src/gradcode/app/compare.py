@@ -47,9 +47,11 @@ from ..engine.autopilot import auto
 from ..engine.training import train
 from ..models import data, problems
 from ..models import stragglers as st
+from ..models.optimizers import make_optimizer
 from ..protocols.nested_scheme import nested as nested_scheme
-from .config import ExperimentConfig, SchemeConfig, load_config
+from .config import TORCH_OPTIMIZERS, ExperimentConfig, MissingExtraError, SchemeConfig, load_config
 from .signals import Terminated, sigterm_received
+from .torch_model import TorchData, load_torch_data, torch_optimizer
 
 __all__ = [
     "ComparisonResult",
@@ -66,16 +68,12 @@ DEFAULT_S = 2          # stragglers the default exact codes tolerate
 DEFAULT_D = 3          # replication of the default approximate codes
 
 
-class MissingExtraError(RuntimeError):
-    """An optional dependency (ray, scikit-learn, ...) is needed but not installed."""
-
-
 @dataclass
 class Plan:
     """Everything validated and built, nothing run yet."""
 
     config: ExperimentConfig
-    data: tuple[Any, np.ndarray, Any, np.ndarray | None]      # X, y, X_test, y_test
+    data: tuple[Any, np.ndarray, Any, np.ndarray | None] | TorchData  # X, y, X_test, y_test
     schemes: list[Any]                                       # gc.schemes.Scheme
     delays: Any                                              # gc.stragglers.DelayModel
     notes: list[str] = field(default_factory=list)      # printed before the run
@@ -103,6 +101,8 @@ class ComparisonResult:
 # --------------------------------------------------------------------------- building
 def _load_data(cfg: ExperimentConfig, notes: list[str]):
     pc = cfg.problem
+    if pc.kind == "torch":
+        return load_torch_data(pc, cfg.seed)
     if pc.path is not None:
         X, y = data.load_svmlight(pc.path, binary_labels=pc.kind == "logistic_regression")
     elif pc.dataset == "synthetic":
@@ -129,7 +129,16 @@ def _load_data(cfg: ExperimentConfig, notes: list[str]):
     return X, y, None, None
 
 
-def _make_problem(cfg: ExperimentConfig, d: tuple, k: int):
+def _samples(data: tuple | TorchData) -> int:
+    """Training samples of the loaded data."""
+    return data.samples if isinstance(data, TorchData) else int(data[0].shape[0])
+
+
+def _make_problem(cfg: ExperimentConfig, d: tuple | TorchData, k: int):
+    if isinstance(d, TorchData):
+        pc = cfg.problem
+        return d.problem(k, batch_size=pc.batch_size, seed=cfg.seed, l2=pc.l2,
+                         accuracy=pc.accuracy)
     X, y, Xt, yt = d
     test = None if Xt is None else (Xt, yt)
     build = {"logistic_regression": problems.logistic_regression,
@@ -203,8 +212,12 @@ def _default_r(n: int) -> int:
     return n - min(DEFAULT_S, n - 1)
 
 
-def _data_bytes(X: Any, y: Any) -> int:
-    """Bytes of the training data (dense or sparse features and the labels)."""
+def _data_bytes(data: tuple | TorchData) -> int | None:
+    """Bytes of the training data (dense or sparse features and the labels; a torch
+    dataset that does not lie in memory: None)."""
+    if isinstance(data, TorchData):
+        return data.nbytes
+    X, y = data[0], data[1]
     if sp.issparse(X):
         size = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
     else:
@@ -224,8 +237,9 @@ def _auto_scheme(sc: SchemeConfig, cfg: ExperimentConfig, data: tuple | None) ->
         raise ValueError(f"params.{min(extra)} is not an option of auto; allowed: "
                          f"{', '.join(sorted(allowed))}")
     options = dict(sc.params)
-    if data is not None and "partition_bytes" not in options:
-        options["partition_bytes"] = _data_bytes(data[0], data[1]) / cfg.workers
+    size = None if data is None else _data_bytes(data)
+    if size is not None and "partition_bytes" not in options:
+        options["partition_bytes"] = size / cfg.workers
     return auto(cfg.workers, seed=cfg.seed, **options)
 
 
@@ -394,7 +408,8 @@ def prepare(cfg: ExperimentConfig) -> Plan:
                 from None
     delays = make_delays(cfg)
     data = _load_data(cfg, notes)     # cheap, and bounds the sizes before any code is built
-    samples = int(data[0].shape[0])
+    samples = _samples(data)
+    _check_optimizer(cfg)
     if cfg.workers > samples:
         raise ValueError(f"workers={cfg.workers} must be <= the {samples} training samples of "
                          f"the problem: every worker computes on at least one sample (uncoded "
@@ -435,8 +450,8 @@ def prepare(cfg: ExperimentConfig) -> Plan:
     remarks = []
     if any(s.code.name.startswith("nested") and type(s) is sch.Scheme for s in built):
         remarks.append("nested codes without their protocol run as fixed exact codes")
-    if data[0].shape[0] < max(s.code.k for s in built):
-        raise ValueError(f"problem: {data[0].shape[0]} training samples cannot fill "
+    if samples < max(s.code.k for s in built):
+        raise ValueError(f"problem: {samples} training samples cannot fill "
                          f"k={max(s.code.k for s in built)} partitions")
     if not cfg.schemes:
         s = min(DEFAULT_S, cfg.workers - 1)
@@ -449,10 +464,34 @@ def prepare(cfg: ExperimentConfig) -> Plan:
     return plan
 
 
+def _optimizer(cfg: ExperimentConfig) -> Any:
+    """``train``'s optimizer argument: a built-in name or a ``torch.optim`` class."""
+    if cfg.optimizer in TORCH_OPTIMIZERS:
+        return torch_optimizer(cfg.optimizer)
+    return cfg.optimizer
+
+
+def _check_optimizer(cfg: ExperimentConfig) -> None:
+    """Build the optimiser once on a dummy vector, so that a bad option value
+    (``optimizer_options``) stops the run before any worker starts."""
+    if not cfg.optimizer_options:
+        return
+    lr = cfg.lr if isinstance(cfg.lr, float) else (
+        None if cfg.optimizer in TORCH_OPTIMIZERS else 1.0)
+    try:
+        make_optimizer(_optimizer(cfg), lr, **cfg.optimizer_options).reset(
+            np.zeros(1, dtype=np.float32))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"optimizer_options={cfg.optimizer_options!r} do not fit "
+                         f"optimizer={cfg.optimizer!r}: {exc}") from None
+
+
 # --------------------------------------------------------------------------- running
 def _train_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
     kw = {"rounds": cfg.rounds, "backend": cfg.backend, "lr": cfg.lr,
-          "optimizer": cfg.optimizer, "seed": cfg.seed}
+          "optimizer": _optimizer(cfg), "seed": cfg.seed}
+    if cfg.optimizer_options:
+        kw["optimizer_options"] = dict(cfg.optimizer_options)
     if cfg.round_timeout is not None:
         kw["round_timeout"] = None if cfg.round_timeout == "none" else cfg.round_timeout
     return kw
@@ -564,6 +603,13 @@ def _sig(x: float | None, digits: int = 4) -> float | None:
     return float(f"{x:.{digits}g}")
 
 
+def _problem_label(cfg: ExperimentConfig) -> str:
+    pc = cfg.problem
+    if pc.kind == "torch":
+        return f"torch model {pc.model} on {pc.dataset}"
+    return f"{pc.kind} on {pc.path or pc.dataset}"
+
+
 def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: float | None,
               *, elapsed: float, interrupted: bool,
               failed: dict[str, str] | None = None) -> dict[str, Any]:
@@ -625,8 +671,8 @@ def summarize(plan: Plan, histories: dict[str, list[dict[str, Any]]], target: fl
     clock = ("simulated seconds (virtual clock)" if cfg.backend == "simulated" else
              "wall-clock seconds since the first round started (worker start-up excluded)")
     return {
-        "title": f"gradcode {cfg.name}: {cfg.problem.kind} on "
-              f"{cfg.problem.path or cfg.problem.dataset}, n={cfg.workers}, {cfg.backend}",
+        "title": f"gradcode {cfg.name}: {_problem_label(cfg)}, n={cfg.workers}, "
+                 f"{cfg.backend}",
         "version": __version__,
         "backend": cfg.backend,
         "time_axis": clock,

@@ -12,8 +12,11 @@ The layout (every key optional; see ``examples/*.toml``)::
     seed = 0
     backend = "local"        # simulated | local | ray
     out = "gradcode-results"
-    lr = 0.5                 # or "auto" (1 / L)
-    optimizer = "gd"         # gd | nesterov | momentum
+    lr = 0.5                 # or "auto" (1 / L); with a torch.optim optimiser, default:
+                             # that optimiser's own default
+    optimizer = "gd"         # gd | nesterov | momentum, or a torch.optim optimiser:
+                             # adam | adamw | sgd | rmsprop | adagrad (extra torch)
+    optimizer_options = { betas = [0.9, 0.99] }   # its keyword arguments (besides lr)
     target_loss = "auto"     # a number, or "auto": the loss exact GD reaches at 75% of rounds
     name = "compare"         # the title: "gradcode NAME: ..." ("run" for gradcode run)
     round_timeout = 60.0     # seconds any round may last, every wait policy; "none": no
@@ -28,6 +31,24 @@ The layout (every key optional; see ``examples/*.toml``)::
     samples = 2000                  # synthetic only
     dim = 20                        # synthetic only
     batch_size = 32                 # minibatch rows per partition and round (default: all)
+
+    [problem]                       # or: a PyTorch model (extra torch)
+    kind = "torch"
+    model = "mypkg.models:make_cnn" # a callable returning a torch.nn.Module, or
+                                    # (module, loss); seeded with the experiment seed
+    model_args = { width = 16 }     # keyword arguments of that callable
+    loss = "cross_entropy"          # a torch.nn.functional name, or "module:callable"
+                                    # (a class, e.g. "torch.nn:CrossEntropyLoss", is built
+                                    # without arguments); the MEAN loss over a batch
+    dataset = "mypkg.data:train"    # a callable returning a map-style torch Dataset of
+                                    # (x, y) items, or a pair (X, y) of tensors or arrays
+    dataset_args = { subset = 300 }
+    test = "mypkg.data:test"        # optional held-out set, the same kinds of value
+    test_args = {}
+    batch_size = 16
+    l2 = 0.0                        # weight decay added to the objective (default 0)
+    accuracy = true                 # report classification accuracy
+    # Modules are searched in the TOML file's folder first, then on sys.path.
 
     [delays]
     model = "shifted_exponential"   # none | exponential | shifted_exponential | pareto
@@ -57,6 +78,8 @@ The layout (every key optional; see ``examples/*.toml``)::
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import math
 import numbers
 import os
@@ -65,6 +88,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..codes.catalogue import CATALOGUE, DECODERS
+from ..models.optimizers import OPTIMIZERS as _BUILTIN_OPTIMIZERS
+from .references import check_arguments, resolve_reference
+from .torch_model import TORCH_OPTIMIZERS, torch_loss, torch_optimizer
 
 __all__ = [
     "BACKENDS",
@@ -75,8 +101,10 @@ __all__ = [
     "ConfigError",
     "DelayConfig",
     "ExperimentConfig",
+    "MissingExtraError",
     "ProblemConfig",
     "SchemeConfig",
+    "TORCH_OPTIMIZERS",
     "load_config",
     "parse_config",
     "parse_params",
@@ -84,7 +112,7 @@ __all__ = [
 ]
 
 BACKENDS = ("simulated", "local", "ray")
-PROBLEM_KINDS = ("logistic_regression", "least_squares", "softmax_regression")
+PROBLEM_KINDS = ("logistic_regression", "least_squares", "softmax_regression", "torch")
 DELAY_MODELS = ("none", "exponential", "shifted_exponential", "pareto")
 WAITS = ("all", "first", "deadline", "until_decodable", "until_error", "erasurehead")
 OPTIMIZERS = ("gd", "nesterov", "momentum")   # gradcode.optimizers.OPTIMIZERS
@@ -94,6 +122,15 @@ BASELINES = ("ignore_stragglers", "erasurehead", "auto")
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key and the allowed values."""
+
+
+class MissingExtraError(RuntimeError):
+    """An optional dependency (ray, scikit-learn, ...) is needed but not installed."""
+
+
+def _need_torch(what: str) -> None:
+    if importlib.util.find_spec("torch") is None:
+        raise MissingExtraError(f"{what} needs PyTorch: pip install 'gradcode[torch]'")
 
 
 def scheme_codes() -> list[str]:
@@ -115,6 +152,15 @@ class ProblemConfig:
     dim: int = 20
     batch_size: int | None = None    # minibatch rows per partition and round; None: all
     dataset_explicit: bool = False   # the user named the dataset (no silent fallback)
+    # kind = "torch": "module:callable" references and their keyword arguments
+    model: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    loss: str | None = None
+    dataset_args: dict[str, Any] = field(default_factory=dict)
+    test: str | None = None
+    test_args: dict[str, Any] = field(default_factory=dict)
+    accuracy: bool = False
+    folder: str | None = None        # where the references' modules are searched first
 
 
 @dataclass(frozen=True)
@@ -158,8 +204,9 @@ class ExperimentConfig:
     seed: int = 0
     backend: str = "local"
     out: str = "gradcode-results"
-    lr: float | str = 0.5                 # or "auto": 1 / L from the problem
+    lr: float | str | None = 0.5          # or "auto": 1 / L; None: the torch.optim default
     optimizer: str = "gd"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
     target_loss: float | None = None      # None = auto
     name: str = "compare"
     round_timeout: float | str | None = None   # None: the backend's; "none": no limit
@@ -176,7 +223,12 @@ class ExperimentConfig:
         """Plain, JSON-friendly dict (what summary.json records)."""
         d = asdict(self)
         d["target_loss"] = "auto" if self.target_loss is None else self.target_loss
-        d["problem"].pop("dataset_explicit", None)
+        problem = d["problem"]
+        for key in ("dataset_explicit", "folder") + (
+                _LINEAR_ONLY if self.problem.kind == "torch" else _TORCH_ONLY):
+            problem.pop(key, None)
+        if not self.optimizer_options:
+            d.pop("optimizer_options")
         d.pop("scheme_table", None)
         d["delays"]["slow_workers"] = list(self.delays.slow_workers)
         d["schemes"] = [{k: v for k, v in s.items() if v not in (None, {})
@@ -248,10 +300,12 @@ def _get(table: dict, where: str, key: str, kind: type, default: Any, *,
     return v
 
 
-_TOP_KEYS = ("workers", "rounds", "seed", "backend", "out", "lr", "optimizer", "target_loss",
-             "name", "problem", "delays", "schemes", "scheme", "round_timeout")
-_PROBLEM_KEYS = ("kind", "dataset", "path", "l2", "test_fraction", "samples", "dim",
-                 "batch_size")
+_TOP_KEYS = ("workers", "rounds", "seed", "backend", "out", "lr", "optimizer",
+             "optimizer_options", "target_loss", "name", "problem", "delays", "schemes",
+             "scheme", "round_timeout")
+_TORCH_ONLY = ("model", "model_args", "loss", "dataset_args", "test", "test_args", "accuracy")
+_LINEAR_ONLY = ("path", "test_fraction", "samples", "dim")
+_PROBLEM_KEYS = ("kind", "dataset", "l2", "batch_size") + _LINEAR_ONLY + _TORCH_ONLY
 _DELAY_KEYS = ("model", "shift", "mean", "shape", "slow_workers", "slow_factor", "fail_prob")
 _SCHEME_KEYS = ("code", "params", "decoder", "wait", "r", "deadline", "eps", "w", "name",
                 "allow_uncovered")
@@ -261,10 +315,17 @@ def _datasets() -> tuple[str, ...]:
     return ("breast_cancer", "synthetic", "iris", "wine", "digits", "diabetes")
 
 
-def _parse_problem(raw: Any) -> ProblemConfig:
+def _parse_problem(raw: Any, folder: str | None) -> ProblemConfig:
     t = _check_keys("problem", raw, _PROBLEM_KEYS)
     d = ProblemConfig()
     kind = _get(t, "problem", "kind", str, d.kind, choices=PROBLEM_KINDS)
+    if kind == "torch":
+        _need_torch("problem.kind='torch'")
+        return _parse_torch_problem(t, folder)
+    for key in _TORCH_ONLY:
+        if key in t:
+            raise _err(f"problem.{key} only applies to problem.kind='torch', but "
+                       f"problem.kind={kind!r}")
     path = _get(t, "problem", "path", str, None)
     if "dataset" in t and path is not None:
         raise _err("problem.dataset and problem.path are mutually exclusive; give one "
@@ -285,6 +346,63 @@ def _parse_problem(raw: Any) -> ProblemConfig:
         batch_size=_get(t, "problem", "batch_size", int, d.batch_size, low=1),
         dataset_explicit="dataset" in t or path is not None,
     )
+
+
+def _reference(t: dict, key: str, folder: str | None, *, required: bool) -> str | None:
+    """A ``"module:callable"`` key, imported now (errors name the key and the module)."""
+    if key not in t:
+        if required:
+            raise _err(f"problem.{key} is required for problem.kind='torch' (a "
+                       f"'module:callable' reference)")
+        return None
+    try:
+        resolve_reference(f"problem.{key}", t[key], folder)
+    except ValueError as exc:
+        raise _err(str(exc)) from None
+    return t[key].strip()
+
+
+def _arguments(t: dict, key: str, reference: str | None, folder: str | None) -> dict:
+    """``problem.<key>_args``: a table of keyword arguments that the callable accepts."""
+    name = f"{key}_args"
+    args = dict(_get(t, "problem", name, dict, {}))
+    if args and reference is None:
+        raise _err(f"problem.{name} is given but problem.{key} is not")
+    if reference is not None:
+        try:
+            check_arguments(f"problem.{name}", resolve_reference(f"problem.{key}", reference,
+                                                                 folder), reference, args)
+        except ValueError as exc:
+            raise _err(str(exc)) from None
+    return args
+
+
+def _parse_torch_problem(t: dict, folder: str | None) -> ProblemConfig:
+    """``kind = "torch"``: references to the model, loss and data callables, checked and
+    imported (not called: that is :func:`gradcode.app.torch_model.load_torch_data`)."""
+    for key in _LINEAR_ONLY:
+        if key in t:
+            hint = " (give problem.test for a held-out set)" if key == "test_fraction" else ""
+            raise _err(f"problem.{key} does not apply to problem.kind='torch'{hint}; its "
+                       f"keys: {', '.join(('kind', 'l2', 'batch_size') + _TORCH_ONLY)}, "
+                       f"dataset")
+    model = _reference(t, "model", folder, required=True)
+    dataset = _reference(t, "dataset", folder, required=True)
+    test = _reference(t, "test", folder, required=False)
+    loss = None
+    if "loss" in t:
+        loss = _get(t, "problem", "loss", str, None)
+        try:
+            torch_loss("problem.loss", loss, folder)
+        except ValueError as exc:
+            raise _err(str(exc)) from None
+    return ProblemConfig(
+        kind="torch", dataset=dataset, l2=_get(t, "problem", "l2", float, 0.0, low=0.0),
+        batch_size=_get(t, "problem", "batch_size", int, None, low=1), dataset_explicit=True,
+        model=model, model_args=_arguments(t, "model", model, folder), loss=loss,
+        dataset_args=_arguments(t, "dataset", dataset, folder), test=test,
+        test_args=_arguments(t, "test", test, folder),
+        accuracy=_get(t, "problem", "accuracy", bool, False), folder=folder)
 
 
 def _parse_delays(raw: Any, workers: int) -> DelayConfig:
@@ -385,16 +503,37 @@ def _parse_scheme(raw: Any, where: str) -> SchemeConfig:
     return s
 
 
-def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConfig:
+def _optimizer_options(t: dict, optimizer: str) -> dict[str, Any]:
+    """``optimizer_options``: keyword arguments of the optimiser besides ``lr``."""
+    options = dict(_get(t, "", "optimizer_options", dict, {}))
+    if optimizer in TORCH_OPTIMIZERS:
+        cls = torch_optimizer(optimizer)
+        target = f"torch.optim.{cls.__name__}"
+    else:
+        cls, target = _BUILTIN_OPTIMIZERS[optimizer], f"optimizer={optimizer!r}"
+    allowed = [p for p in inspect.signature(cls).parameters if p not in ("self", "params", "lr")]
+    for key in options:
+        if key not in allowed:
+            raise _err(f"optimizer_options.{key} is not an option of {target}; allowed: "
+                       f"{', '.join(allowed) or 'none'} (lr is the top-level key lr)")
+    return options
+
+
+def parse_config(raw: dict[str, Any], *, single: bool = False,
+                 folder: str | None = None) -> ExperimentConfig:
     """Validate a raw config dict (as read from TOML) into an :class:`ExperimentConfig`.
 
     Args:
         raw: the parsed TOML document.
         single: ``gradcode run``: exactly one scheme is required.
+        folder: where ``problem.kind = "torch"`` references are searched first (the
+            config file's folder; None: the current folder).
 
     Raises:
         ConfigError: the first problem found, naming the key and the allowed values.
+        MissingExtraError: a torch problem or optimiser without PyTorch installed.
     """
+    folder = os.getcwd() if folder is None else os.path.abspath(folder)
     t = _check_keys("", raw, _TOP_KEYS)
     d = ExperimentConfig()
     workers = _get(t, "", "workers", int, d.workers, low=2)
@@ -404,9 +543,14 @@ def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConf
     out = _get(t, "", "out", str, d.out)
     if not out.strip():
         raise _err("out must be a non-empty folder path")
-    lr = "auto" if t.get("lr") == "auto" else _get(t, "", "lr", float, d.lr, low=0.0,
-                                                   low_open=True)
-    optimizer = _get(t, "", "optimizer", str, d.optimizer, choices=OPTIMIZERS)
+    optimizer = _get(t, "", "optimizer", str, d.optimizer,
+                     choices=OPTIMIZERS + tuple(TORCH_OPTIMIZERS))
+    on_torch = optimizer in TORCH_OPTIMIZERS
+    if on_torch:
+        _need_torch(f"optimizer={optimizer!r}")
+    lr = "auto" if t.get("lr") == "auto" else _get(
+        t, "", "lr", float, None if on_torch else d.lr, low=0.0, low_open=True)
+    optimizer_options = _optimizer_options(t, optimizer)
     target = t.get("target_loss", "auto")
     if target == "auto":
         target_loss = None
@@ -418,7 +562,11 @@ def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConf
     name = _get(t, "", "name", str, "run" if single else d.name)
     round_timeout = "none" if t.get("round_timeout") == "none" else \
         _get(t, "", "round_timeout", float, None, low=0.0, low_open=True)
-    problem = _parse_problem(t.get("problem", {}))
+    problem = _parse_problem(t.get("problem", {}), folder)
+    if problem.kind == "torch" and lr == "auto" and not on_torch:
+        raise _err(f"lr='auto' needs the problem's Lipschitz constant, which "
+                   f"problem.kind='torch' has not; give lr = <number> (optimizer="
+                   f"{optimizer!r})")
     delays = _parse_delays(t.get("delays", {}), workers)
 
     if "scheme" in t and "schemes" in t:
@@ -441,10 +589,10 @@ def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConf
     dup = {x for x in names if names.count(x) > 1}
     if dup:
         raise _err(f"schemes: name {min(dup)!r} is used twice; names must be unique")
-    if not problem.dataset_explicit and problem.kind != "logistic_regression":
+    if not problem.dataset_explicit and problem.kind not in ("logistic_regression", "torch"):
         default = {"softmax_regression": "iris", "least_squares": "diabetes"}[problem.kind]
         problem = ProblemConfig(**{**asdict(problem), "dataset": default})
-    if problem.path is None:
+    if problem.path is None and problem.kind != "torch":
         fits = {"logistic_regression": ("breast_cancer", "synthetic"),
                 "softmax_regression": ("digits", "iris", "wine", "breast_cancer", "synthetic"),
                 "least_squares": ("diabetes", "synthetic")}[problem.kind]
@@ -453,7 +601,8 @@ def parse_config(raw: dict[str, Any], *, single: bool = False) -> ExperimentConf
                        f"problem.kind={problem.kind!r}; allowed datasets for it: "
                        f"{', '.join(fits)}")
     return ExperimentConfig(workers=workers, rounds=rounds, seed=seed, backend=backend, out=out,
-                            lr=lr, optimizer=optimizer, target_loss=target_loss, name=name,
+                            lr=lr, optimizer=optimizer, optimizer_options=optimizer_options,
+                            target_loss=target_loss, name=name,
                             problem=problem, delays=delays, schemes=schemes,
                             scheme_table="scheme" in t, round_timeout=round_timeout)
 
@@ -465,6 +614,7 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: dict[str, A
 
     Raises:
         ConfigError: unreadable file, TOML syntax error, or an invalid setting.
+        MissingExtraError: a torch problem or optimiser without PyTorch installed.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -486,4 +636,5 @@ def load_config(path: str | os.PathLike | None = None, *, overrides: dict[str, A
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
-    return parse_config(raw, single=single)
+    folder = None if path is None else os.path.dirname(os.path.abspath(path))
+    return parse_config(raw, single=single, folder=folder)

@@ -156,14 +156,21 @@ class TorchOptimizer(Optimizer):
         lr: learning rate for a class ``factory``.
         module: with an instance: the ``torch.nn.Module`` whose ``parameters()`` order
             the flat vector follows (the :func:`torch_problem`'s module).
+        options: with a class: its keyword arguments besides ``lr`` (e.g. ``betas``).
 
     Raises:
         ValueError: the instance's parameters do not add up to the vector's length.
+        TypeError: ``options`` with an instance or a factory (they take none).
     """
 
     name = "torch"
 
-    def __init__(self, factory: Any, lr: float | None = None, *, module: Any = None) -> None:
+    def __init__(self, factory: Any, lr: float | None = None, *, module: Any = None,
+                 options: dict[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+        if self.options and not isinstance(factory, type):
+            raise TypeError(f"TorchOptimizer: options {sorted(self.options)} apply only to a "
+                            f"torch.optim class, not to a {type(factory).__name__}")
         self.factory, self.lr, self.module = factory, lr, module
         self.opt: Any = None
         self.tensors: list[Any] = []
@@ -185,7 +192,7 @@ class TorchOptimizer(Optimizer):
             self.tensors = [p]
             if isinstance(self.factory, type):
                 kwargs = {} if self.lr is None else {"lr": self.lr}
-                self.opt = self.factory([p], **kwargs)
+                self.opt = self.factory([p], **kwargs, **self.options)
             else:
                 self.opt = self.factory([p])
         self.name = f"torch:{type(self.opt).__name__}"
@@ -298,7 +305,8 @@ OPTIMIZERS = {"gd": GD, "nesterov": Nesterov, "momentum": Momentum}
 def make_optimizer(optimizer: Any, lr: float | None, **options: Any) -> Optimizer:
     """Build an optimiser from a name (``"gd"``, ``"nesterov"``, ``"momentum"``), an
     :class:`Optimizer`, a ``torch.optim`` optimiser (instance, class or factory), or an
-    optax transformation.
+    optax transformation. ``options`` go to a built-in's or a ``torch.optim`` class's
+    constructor.
 
     Raises:
         ValueError: unknown name (valid ones listed), or a built-in without ``lr``.
@@ -318,6 +326,6 @@ def make_optimizer(optimizer: Any, lr: float | None, **options: Any) -> Optimize
     if hasattr(optimizer, "param_groups") and hasattr(optimizer, "step"):
         return TorchOptimizer(optimizer)             # a torch.optim.Optimizer instance
     if callable(optimizer):
-        return TorchOptimizer(optimizer, lr)
+        return TorchOptimizer(optimizer, lr, options=options)
     raise TypeError(f"optimizer must be a name, a gradcode Optimizer, a torch.optim class or "
                     f"factory, or an optax transformation; got {type(optimizer).__name__}")
