@@ -131,8 +131,10 @@ class Straggle(gc.stragglers.DelayModel):
 
 
 def _decoded_equals_union(prob, scheme, backend, reference, rtol, rounds=3):
+    """Returns the rounds' results: each decodes the union gradient of round t."""
     be = gc.backends.get_backend(backend)
-    be.start(prob, scheme.code, delays=Straggle())
+    be.start(prob, scheme.code, delays=Straggle(), task=scheme.task)
+    results = []
     try:
         rng = np.random.default_rng(5)
         for t in range(rounds):
@@ -142,8 +144,27 @@ def _decoded_equals_union(prob, scheme, backend, reference, rtol, rounds=3):
             ref = reference(w, union_index(prob, t))
             scale = float(np.max(np.abs(ref)))
             np.testing.assert_allclose(res.g_hat, ref, rtol=rtol, atol=rtol * scale)
+            # the union of the minibatches is not the full data: a round that used all
+            # rows (batch_size ignored) would fail the check above
+            full = prob.full_gradient(w)
+            assert np.linalg.norm(full - ref) > 1e-3 * np.linalg.norm(full)
+            results.append(res)
     finally:
         be.close()
+    return results
+
+
+def _nested_scheme():
+    return gc.schemes.nested(gc.codes.nested(N, (0, 1, 2), seed=0))
+
+
+@pytest.mark.parametrize("backend", ["simulated", "local"])
+def test_nested_protocol_decodes_the_minibatch_union_gradient(backend):
+    """Nested codes: every worker task computes partition j's round-t minibatch (the same
+    rows as the plain protocol), and the level vectors decode exactly their union."""
+    prob, ref = _ls_problem()
+    results = _decoded_equals_union(prob, _nested_scheme(), backend, ref, rtol=1e-9)
+    assert all(r.extra["nested_level"] in (0, 1, 2) and not r.fallback for r in results)
 
 
 def _ls_problem():
@@ -275,6 +296,13 @@ def ray_session():
 def test_decoded_minibatch_gradient_ray(ray_session, name):
     prob, ref = _ls_problem()
     _decoded_equals_union(prob, EXACT[name](), "ray", ref, rtol=1e-9)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(240)
+def test_nested_minibatch_union_gradient_ray(ray_session):
+    prob, ref = _ls_problem()
+    _decoded_equals_union(prob, _nested_scheme(), "ray", ref, rtol=1e-9)
 
 
 @pytest.mark.parametrize("module", ["gradcode.models.problems", "gradcode.models.problems._base",

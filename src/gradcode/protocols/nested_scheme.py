@@ -21,6 +21,12 @@ the asked workers send one vector each and the master decodes exactly
   the same on every host. Simultaneous events (``Event.more``, virtual clock) are applied
   together; when several levels become decodable at once the smallest is chosen.
 
+Minibatches (problems with ``batch_size``): task m of worker i in round t is partition
+pi_i(m)'s gradient on its round-t minibatch (``gradient_at(part, params, t)``; on the
+virtual clock the rows of the round's G), the same rows the plain protocol and every
+other copy of the partition use, so the decoded vector is exactly the gradient of the
+union of the round's minibatches.
+
 Timing model (every host): the delay model's draw for worker i in round t is the delay a
 scheme with this code's load would see, d_i = model.sample(t, load)_i with load_i =
 s_max + 1; it is spread evenly over the worker's s_max + 1 tasks, so task m ends at
