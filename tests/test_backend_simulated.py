@@ -81,3 +81,38 @@ def test_complex_code_trains(prob):
     h = tr.train(prob, tr.exact(gc.codes.cyclic_mds(n=6, s=2)), rounds=5,
                  delays=st.Exponential(1.0, seed=0))
     assert all(r["grad_rel_error"] < 1e-9 for r in h)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("scheme", [
+    lambda n: gc.schemes.exact(gc.codes.fractional_repetition(n=n, s=1)),
+    lambda n: gc.schemes.exact(gc.codes.cyclic_repetition(n=n, s=2, seed=1)),
+    lambda n: gc.schemes.approximate(gc.codes.cyclic_repetition(n=n, s=2, seed=1), r=n),
+    lambda n: gc.schemes.nested(gc.codes.nested(n, (0, 1, 2), seed=0)),
+], ids=["frc", "cyclic", "cyclic-optimal-events", "nested"])
+def test_float32_model_is_decoded_in_float32(scheme):
+    """A torch model's decoded gradient keeps the model's dtype (float32), as on the local
+    and Ray hosts, and equals the direct sum of the round's partition gradients."""
+    torch = pytest.importorskip("torch")
+    from gradcode.backends.base import CodedRows
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    X, y = gc.data.synthetic_multiclass(120, 5, classes=3, seed=1)
+    n = 6
+    prob = gc.problems.torch_problem(net, torch.nn.functional.cross_entropy,
+                                     X.astype(np.float32), y.astype(np.int64), n,
+                                     batch_size=6, batch_seed=2)
+    sc = scheme(n)
+    be = SimulatedBackend()
+    be.start(prob, sc.code, delays=st.Exponential(1.0, seed=3), task=sc.task)
+    rng = np.random.default_rng(4)
+    for t in range(3):
+        w = (prob.init_params() + 0.1 * rng.normal(size=prob.dim)).astype(np.float32)
+        res = tr.coded_round(be, sc, t, w)
+        direct = prob.partition_gradients(w, round=t).sum(axis=0)
+        assert direct.dtype == np.float32 and res.g_hat.dtype == np.float32
+        np.testing.assert_allclose(res.g_hat, direct, rtol=1e-6,
+                                   atol=1e-6 * float(np.max(np.abs(direct))))
+    be.close()
+    G = prob.partition_gradients(w, round=0)
+    assert CodedRows(sc.code.B, G).row(0).dtype == np.float32

@@ -191,14 +191,21 @@ class CodedRows:
         self.B, self.G = B, G
 
     def row(self, i: int) -> np.ndarray:
-        """f_i as a dense vector."""
-        return np.asarray(self.B[[int(i)]] @ self.G)[0]
+        """f_i as a dense vector, in G's dtype when G is float32 (as a worker sends it)."""
+        value = np.asarray(self.B[[int(i)]] @ self.G)[0]
+        return value.astype(np.float32) if self.G.dtype == np.float32 else value
 
     def combine(self, weights: np.ndarray) -> np.ndarray:
         """sum_i weights[i] f_i (weights: length n, zero off the responders); only the
         partitions with a nonzero coefficient in B^T weights are read, so a non-finite
-        gradient of a partition no responder used does not leak in as 0 * NaN."""
+        gradient of a partition no responder used does not leak in as 0 * NaN.
+
+        A float32 G (torch and JAX models) is combined in float32, as the other hosts sum
+        float32 results: the coefficients B^T a are computed in float64 and rounded once.
+        """
         coef = self.B.T @ weights
+        if self.G.dtype == np.float32 and not np.iscomplexobj(coef):
+            coef = coef.astype(np.float32)
         used = np.flatnonzero(coef)
         if used.size == coef.size:
             return np.asarray(self.G.T @ coef)

@@ -11,7 +11,8 @@ that is never materialised, :class:`~gradcode.backends.base.CodedRows`). A messa
 :meth:`~gradcode.backends.base.WorkerTask.answer`. So the round protocols run unchanged
 on simulated event times; per-round work is vectorised over the n workers except for the
 events the protocol actually consumes. The exact full gradient comes for free
-(``round_info.true_gradient``).
+(``round_info.true_gradient``). A float32 model (torch, JAX) is decoded in float32, as
+the local and Ray hosts sum its float32 results (:class:`~gradcode.backends.base.CodedRows`).
 
 Example:
     >>> import numpy as np, gradcode as gc

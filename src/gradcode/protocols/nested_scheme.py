@@ -246,8 +246,12 @@ class NestedRound(RoundProtocol):
     docstring): beacons into a :class:`NestedMaster`, STOP(level) at the first
     decodable instant, exact decoding of the asked vectors, or the fallback."""
 
-    def __init__(self, scheme: NestedScheme, host: Any, dim: int) -> None:
+    def __init__(self, scheme: NestedScheme, host: Any, dim: int,
+                 dtype: Any = np.float64) -> None:
         self.code, self.host, self.dim = scheme.code, host, int(dim)
+        # decoded in float64, delivered in the model's dtype (float32 for torch/JAX)
+        self.dtype = np.dtype(np.float32) if np.dtype(dtype) == np.float32 \
+            else np.dtype(np.float64)
         self.deadline = scheme.wait.deadline
         self.master = NestedMaster(self.code)
         self.msgs = Messages()
@@ -367,16 +371,17 @@ class NestedRound(RoundProtocol):
             vectors = {w: self.vectors[(w, s)] for w, s in decision.assignment.items()}
             g_hat = decode_vectors(self.code, decision, vectors)
             responders = [w for w in dict.fromkeys(self.arrival) if w in decision.assignment]
-            return RoundResult(np.asarray(g_hat, dtype=np.float64),
+            return RoundResult(np.asarray(g_hat, dtype=self.dtype),
                                _decoding(self.code, decision), f"nested(s={decision.level})",
                                responders, end, info, extra)
         if self.fallback and any(key in self.vectors for key in self.fallback.items()):
             g_hat, dec, used = _fallback_decoding(self.code, self.fallback, self.vectors)
             responders = [w for w in dict.fromkeys(self.arrival) if w in used]
-            return RoundResult(np.asarray(g_hat, dtype=np.float64), dec,
+            return RoundResult(np.asarray(g_hat, dtype=self.dtype), dec,
                                "nested-fallback(optimal)", responders, end, info, extra,
                                fallback=True)
-        return RoundResult(np.zeros(self.dim), None, "nested", [], end, info, extra)
+        return RoundResult(np.zeros(self.dim, dtype=self.dtype), None, "nested", [], end, info,
+                           extra)
 
 
 def _extra(level: int, decide_time: float, msgs: Messages, work: int) -> dict:
@@ -395,7 +400,8 @@ class NestedScheme(Scheme):
     :class:`NestedTask`."""
 
     def round_protocol(self, host: Any, round: int, params: Any) -> NestedRound:
-        return NestedRound(self, host, int(np.asarray(params).size))
+        params = np.asarray(params)
+        return NestedRound(self, host, int(params.size), params.dtype)
 
     def run_round(self, host: Any, round: int, params: np.ndarray, *,
                   round_timeout: float | None = None) -> RoundResult:
