@@ -3,8 +3,9 @@
 Each test checks the property on whichever JAX is installed: scan operand
 grouping (``num_consts``/``num_carry`` or the ``ft_in`` flat tree), rule
 constants (``constvars`` or hoisted leading ``invars``), the ``AccuracyMode``
-enum, custom VJPs with closed-over operands, and high-level primitives
-(``call_hi_primitive``) under ``vmap``.
+enum, custom VJPs with closed-over operands, high-level primitives
+(``call_hi_primitive``) under ``vmap``, and variadic ``reduce`` (what 0.12's
+``jnp.minmax`` traces).
 """
 
 from __future__ import annotations
@@ -139,3 +140,27 @@ def test_vmapped_searchsorted_matches_numpy_row_by_row():
         np.testing.assert_array_equal(left[i], np.searchsorted(table[i], queries[i], "left"))
         np.testing.assert_array_equal(right[i], np.searchsorted(table[i], queries[i], "right"))
         np.testing.assert_array_equal(shared[i], np.searchsorted(table[0], queries[i], "left"))
+
+
+def test_variadic_reduce_and_reduce_window_call_the_reducer_on_tuples():
+    def argmin_pair(acc, val):  # keeps (smallest value, its index): a true two-operand reducer
+        (av, ai), (vv, vi) = acc, val
+        take = (vv < av) | ((vv == av) & (vi < ai))
+        return jnp.where(take, vv, av), jnp.where(take, vi, ai)
+
+    def f(x):
+        idx = lax.broadcasted_iota(jnp.int32, x.shape, 1)
+        red = lax.reduce((x, idx), (jnp.float32(np.inf), jnp.int32(2**31 - 1)), argmin_pair, (1,))
+        win = lax.reduce_window((x, idx), (jnp.float32(np.inf), jnp.int32(2**31 - 1)),
+                                argmin_pair, (1, 3), (1, 1), "VALID")
+        return red, win
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 4, (3, 6)).astype(np.float32)  # ties exercise the index rule
+    src = decompile(f, jnp.asarray(x))
+    (mins, args), (wmins, wargs) = to_function(src)(jnp.asarray(x))
+    np.testing.assert_array_equal(mins, x.min(axis=1))
+    np.testing.assert_array_equal(args, x.argmin(axis=1))
+    windows = np.stack([x[:, j:j + 3] for j in range(4)], axis=1)  # (3, 4, 3)
+    np.testing.assert_array_equal(wmins, windows.min(axis=2))
+    np.testing.assert_array_equal(wargs, windows.argmin(axis=2) + np.arange(4))
