@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._emit_basic import WEAK_LITERAL_OK
+from ._emit_control import scan_layout
 from ._emitters import lookup
 from ._ir import Assign, Expr, FunctionDef, Line, Sym, raw, ref
 from ._literals import array_source, scalar_source
@@ -259,7 +260,7 @@ class Context:
                 if expr.out_order is not None:
                     target = [syms[i] for i in expr.out_order]
                 if pname == "scan":
-                    nc = eqn.params["num_carry"]
+                    nc = scan_layout(eqn.params)[1]
                     target = [syms[:nc], syms[nc:]]
                 body.append(Assign(target, expr, inlinable=False))
             elif not syms:

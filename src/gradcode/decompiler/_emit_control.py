@@ -7,11 +7,13 @@ write a closure.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 
 from ._ir import Expr, FunctionDef, Line, call, raw, seq
+from ._naming import sanitize
 from ._params import param_source
 from ._registry import EqnInfo, register
 
@@ -25,6 +27,42 @@ def _open(jaxpr: Any) -> tuple[Any, list[Any]]:
 
 def _ret_tuple(outs: list[Expr], ins: list[Expr]) -> Expr:
     return seq(outs, "()")
+
+
+def _bind_consts(ctx: Any, jaxpr: Any, consts: list[Any]) -> tuple[list[Any], list[Expr]]:
+    """Split the const values of a traced rule into (constvar values, leading-invar closure).
+
+    ``core.eval_jaxpr(jaxpr, consts, *args)`` binds ``consts`` to the first
+    ``len(consts)`` of ``constvars + invars``: JAX releases that keep closed-over
+    values as ``constvars`` fill those, newer ones (0.12) hoist them into leading
+    ``invars``. The latter become closure expressions of the nested function.
+    """
+    consts = list(consts)
+    n_cv = len(jaxpr.constvars)
+    if n_cv > len(consts):
+        raise RuntimeError(f"decompiler: jaxpr has {n_cv} constvars but {len(consts)} consts")
+    return consts[:n_cv], [ctx.const(c) for c in consts[n_cv:]]
+
+
+def scan_layout(params: dict[str, Any]) -> tuple[int, int]:
+    """``(num_consts, num_carry)`` of a ``scan`` equation's operands.
+
+    Older JAX stores them as ``num_consts``/``num_carry``; JAX 0.12 stores the
+    operand grouping as a flat tree ``ft_in`` = (consts, carry, xs).
+    """
+    if "num_consts" in params and "num_carry" in params:
+        return int(params["num_consts"]), int(params["num_carry"])
+    ft_in = params.get("ft_in")
+    if ft_in is None or not hasattr(ft_in, "unpack"):
+        raise NotImplementedError(
+            "gradcode.decompiler: primitive 'scan' without num_consts/num_carry or ft_in "
+            f"parameters is not supported (got parameters {sorted(params)})")
+    groups = ft_in.unpack()
+    if len(groups) != 3:
+        raise NotImplementedError(
+            f"gradcode.decompiler: primitive 'scan' with ft_in of {len(groups)} groups "
+            "(expected consts, carry, xs) is not supported")
+    return len(groups[0]), len(groups[1])
 
 
 def _custom_call_parts(e: EqnInfo, jaxpr: Any) -> tuple[list, list, Any, list, str]:
@@ -48,6 +86,43 @@ def emit_jit(e: EqnInfo) -> Expr:
     if e.params.get("keep_unused"):
         kwargs["keep_unused"] = "True"
     return call(call("jax.jit", fn, **kwargs).render(), *e.args)
+
+
+@register("call_hi_primitive")
+def emit_call_hi_primitive(e: EqnInfo) -> Expr:
+    """A high-level JAX primitive (JAX 0.12 ``HiPrim``, e.g. ``SearchSorted``) as its expansion.
+
+    ``call_hi_primitive`` has no public function of its own; JAX lowers it by
+    tracing ``_prim.expand`` into ordinary primitives. The same expansion is
+    traced here for the operands' shapes and emitted as a nested function
+    called in place (the equations XLA runs, so values are unchanged).
+    """
+    import jax
+
+    prim = e.params["_prim"]
+    expand = getattr(prim, "expand", None)
+    in_tree, out_tree = getattr(prim, "in_tree", None), getattr(prim, "out_tree", None)
+    hint = sanitize(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(prim).__name__)).lower()
+    if expand is None or in_tree is None or out_tree is None or not all(
+            hasattr(a, "shape") and hasattr(a, "dtype") for a in e.in_avals):
+        raise NotImplementedError(
+            f"gradcode.decompiler: primitive 'call_hi_primitive' ({type(prim).__name__}) "
+            "without an array-typed expand() is not supported")
+
+    def flat_expand(*flat):
+        out = expand(*jax.tree_util.tree_unflatten(in_tree, list(flat)))
+        return out_tree.flatten_up_to(out)
+
+    specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, "weak_type", False))
+             for a in e.in_avals]
+    closed = jax.make_jaxpr(flat_expand)(*specs)
+    if _has_tracer(closed.consts):
+        raise NotImplementedError(
+            f"gradcode.decompiler: primitive 'call_hi_primitive' ({type(prim).__name__}) whose "
+            "expansion closes over traced values is not supported")
+    jaxpr, consts = _open(closed)
+    fn = e.ctx.function(jaxpr, consts, hint, [], [("flat", len(e.args), None)], _ret_tuple)
+    return call(fn, *e.args)
 
 
 @register("cond")
@@ -126,7 +201,7 @@ def _batched_predicate_loop(ctx: Any, cond_fn: str, body_fn: str, pred_ndim: int
 def emit_scan(e: EqnInfo) -> Expr:
     """``lax.scan(body, (carry...), (xs...), length=..., reverse=...)``."""
     p = e.params
-    ncon, ncar = p["num_consts"], p["num_carry"]
+    ncon, ncar = scan_layout(p)
     consts, init, xs = e.args[:ncon], e.args[ncon:ncon + ncar], e.args[ncon + ncar:]
     jaxpr, jconsts = _open(p["jaxpr"])
     body = e.ctx.function(
@@ -216,7 +291,8 @@ def emit_custom_jvp_call(e: EqnInfo) -> Expr:
     try:
         # The rule's jaxpr takes (primals, nonzero tangents) of the non-const
         # operands only; what it needs of the consts travels in jvp_consts.
-        jvp_fn = ctx.function(jvp_jaxpr, list(jvp_consts), f"{fn}_jvp", [],
+        cvals, closure = _bind_consts(ctx, jvp_jaxpr, jvp_consts)
+        jvp_fn = ctx.function(jvp_jaxpr, cvals, f"{fn}_jvp", closure,
                               [("tuple", len(args), "primals"), ("tuple", len(args), "tangents")],
                               build_ret)
     finally:
@@ -255,8 +331,8 @@ def _vjp_rule(params: dict[str, Any], in_avals: list[Any]) -> Any:
     fwd_out_avals = [v.aval for v in fwd_jaxpr.outvars]
     res_avals = []
     it = iter(fwd_out_avals[:n_res_out])
-    for f in fwds:
-        res_avals.append(prim_avals[f] if f is not None else next(it))
+    for f in fwds:  # a forwarded index counts all operands, consts first
+        res_avals.append(in_avals[f] if f is not None else next(it))
     call_jaxpr = params["call_jaxpr"]
     ct_avals = [a.to_ct_aval() if hasattr(a, "to_ct_aval") else a for a in call_jaxpr.out_avals]
     bwd = params["bwd"]
@@ -301,13 +377,18 @@ def emit_custom_vjp_call(e: EqnInfo) -> Expr:
     n_out = len(fwd_jaxpr.outvars) - n_res_out
 
     def fwd_ret(outs: list[Expr], ins: list[Expr]) -> Expr:
+        # A forwarded residual index counts the equation's operands (consts first).
+        operands = [*consts, *ins]
         res_it = iter(outs[:n_res_out])
-        res = [ins[f] if f is not None else next(res_it) for f in fwds]
+        res = [operands[f] if f is not None else next(res_it) for f in fwds]
         return Expr([*seq(outs[n_res_out:], "()").pieces, ", ", *seq(res, "()").pieces])
 
     ctx.rule_depth += 1
     try:
-        fwd_fn = ctx.function(fwd_jaxpr, fwd_consts, f"{fn}_fwd", consts,
+        # The fwd rule takes the primal (non-const) operands only, like the
+        # decorated function; its own closed-over values travel in fwd_consts.
+        cvals, closure = _bind_consts(ctx, fwd_jaxpr, fwd_consts)
+        fwd_fn = ctx.function(fwd_jaxpr, cvals, f"{fn}_fwd", closure,
                               [("flat", len(args), None)], fwd_ret)
         bj, bc = _open(bwd_closed)
         bwd_fn = ctx.function(bj, bc, f"{fn}_bwd", [],
@@ -319,6 +400,7 @@ def emit_custom_vjp_call(e: EqnInfo) -> Expr:
 
 
 __all__ = [
+    "emit_call_hi_primitive",
     "emit_checkpoint",
     "emit_cond",
     "emit_custom_jvp_call",
@@ -327,5 +409,6 @@ __all__ = [
     "emit_scan",
     "emit_while",
     "np",
+    "scan_layout",
     "raw",
 ]

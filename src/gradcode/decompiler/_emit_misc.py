@@ -109,7 +109,8 @@ def emit_ragged_dot_general(e: EqnInfo) -> Expr:
 
 def _reducer(e: EqnInfo, jaxpr: Any, n: int, consts_closure: list[Expr]) -> str:
     inner, inner_consts = _open(jaxpr)
-    groups = [("flat", n, "acc"), ("flat", n, "val")] if n > 1 else [("flat", 2, "v")]
+    # With several operands lax.reduce/reduce_window call the reducer on two tuples.
+    groups = [("tuple", n, "acc"), ("tuple", n, "val")] if n > 1 else [("flat", 2, "v")]
     return e.ctx.function(inner, inner_consts, "reducer", consts_closure, groups,
                           _ret_single_or_tuple)
 

@@ -16,6 +16,7 @@ _ENUMS = (
     ("lax.RoundingMethod", "jax.lax", "RoundingMethod"),
     ("lax.FftType", "jax.lax", "FftType"),
     ("lax.RandomAlgorithm", "jax.lax", "RandomAlgorithm"),
+    ("lax.AccuracyMode", "jax.lax", "AccuracyMode"),
     ("lax.linalg.EighImplementation", "jax.lax.linalg", "EighImplementation"),
     ("lax.linalg.EigImplementation", "jax.lax.linalg", "EigImplementation"),
     ("lax.linalg.SvdAlgorithm", "jax.lax.linalg", "SvdAlgorithm"),
@@ -66,7 +67,7 @@ def param_source(value: Any) -> str:
 
     Handles None, bool, int, float, str, tuples/lists, numpy dtypes and scalar
     types, public enums (``lax.Precision``, ``GatherScatterMode``,
-    ``RoundingMethod``, ``FftType``, ``RandomAlgorithm``, the ``lax.linalg``
+    ``RoundingMethod``, ``FftType``, ``RandomAlgorithm``, ``AccuracyMode``, the ``lax.linalg``
     algorithm enums, ``jax.memory.Space``), primitives exported by
     ``jax.extend.core.primitives`` (as ``prims.<name>_p``) and ``lax``
     dimension-number named tuples.
