@@ -72,7 +72,6 @@ __all__ = ["SLOTS", "SharedBlock", "available"]
 HEADER = 64                                    # bytes before every vector
 SLOTS = 2                                      # result slots per worker
 _ALIGN = 64
-_RESTING = 2      # sys.getrefcount of a slot's exporter: the block's list + the argument
 
 
 def available() -> bool:
@@ -111,6 +110,7 @@ class SharedBlock:
         self._vecs: Any = regions[:, HEADER:HEADER + self.dim * self.dtype.itemsize] \
             .view(self.dtype)                                           # (regions, dim)
         self._owners: list | None = None          # the master's slot exporters
+        self._resting = 0                         # their reference count with no view
 
     @classmethod
     def create(cls, dim: int, dtype: Any, n: int) -> SharedBlock:
@@ -127,6 +127,7 @@ class SharedBlock:
         block._owners = [(ctypes.c_char * nbytes).from_buffer(block._map, r * block.stride +
                                                               HEADER)
                          for r in range(1, 1 + block.n * SLOTS)]
+        block._resting = block._refs(0)           # measured, not assumed
         return block
 
     def __reduce__(self) -> tuple:
@@ -174,11 +175,13 @@ class SharedBlock:
         return out if head[0] == seq else None
 
     # ------------------------------------------------------------------ results
+    def _refs(self, index: int) -> int:
+        return sys.getrefcount(self._owners[index])
+
     def pick_slot(self, worker: int) -> int:
         """The master: a slot of ``worker`` that no live array refers to, -1 if none."""
-        owners = self._owners
         for k in range(SLOTS):
-            if sys.getrefcount(owners[worker * SLOTS + k]) <= _RESTING:
+            if self._refs(worker * SLOTS + k) <= self._resting:
                 return k
         return -1
 
