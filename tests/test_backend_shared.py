@@ -193,6 +193,28 @@ def test_small_vectors_use_pipes_unless_asked():
         assert all(_same_bits(v, big.expected(i, w)) for i, v in _results(be).items())
 
 
+def test_no_shared_memory_falls_back_to_pipes(monkeypatch, caplog):
+    """When the block cannot be made (e.g. out of memory) the default falls back to the
+    pipes and says so; ``shared_memory=True`` raises instead."""
+    def refuse(*args):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(SharedBlock, "create", refuse)
+    prob = AffineProblem(20_000, 2, "float32")
+    w = np.full(prob.dim, 2.0, np.float32)
+    with caplog.at_level("WARNING", logger="gradcode.backends.local"):
+        with LocalBackend() as be:
+            be.start(prob, gc.codes.uncoded(2))
+            assert not be.shared
+            be.broadcast(0, w)
+            got = _results(be)
+            assert sorted(got) == [0, 1]
+            assert all(_same_bits(v, prob.expected(i, w)) for i, v in got.items())
+    assert "no shared memory" in caplog.text and "Cannot allocate memory" in caplog.text
+    with LocalBackend(shared_memory=True) as be, pytest.raises(OSError, match="allocate"):
+        be.start(prob, gc.codes.uncoded(2))
+
+
 def test_bad_shared_memory_option():
     with pytest.raises(TypeError, match="LocalBackend: shared_memory must be True, False or "
                                         "None, got 'yes'"):

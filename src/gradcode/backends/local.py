@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import queue
 import select
@@ -73,6 +74,8 @@ from .base import (
 from .tasks import wire_dtype
 
 __all__ = ["LocalBackend"]
+
+_log = logging.getLogger("gradcode.backends.local")
 
 _INLINE_LIMIT = 32 * 1024
 
@@ -167,7 +170,8 @@ class LocalBackend(HostBase):
         grace: seconds ``close()`` waits for workers to exit before terminating them.
         shared_memory: True: parameters and results travel through shared memory
             (Linux only); False: through the pipes; None (default): shared memory where
-            available for vectors above 32 KiB, pipes otherwise.
+            available for vectors above 32 KiB, pipes otherwise (and, with a warning,
+            when the block cannot be made).
 
     Attributes:
         name: ``"local"``; clock: ``"wall"``.
@@ -244,13 +248,11 @@ class LocalBackend(HostBase):
         self._load = code.row_support.astype(np.float64)
         self._dim = int(problem.dim)
         self._dtype = wire_dtype(getattr(problem, "dtype", np.float64))
-        self.shared = self.shared_memory if self.shared_memory is not None else \
-            _shared.available() and self._dim * self._dtype.itemsize > _INLINE_LIMIT
+        self._block = self._make_block(code.n)
+        self.shared = self._block is not None
         vector_bytes = 0 if self.shared else 8 * self._dim
         self._message_bytes = _worker.HEADER_SIZE + 8 * code.n + vector_bytes
         self._reader = _worker.Reader(self._message_bytes)
-        self._block = _shared.SharedBlock.create(self._dim, self._dtype, code.n) \
-            if self.shared else None
         try:
             procs, conns = self._spawn(problem, code, task)
         finally:
@@ -265,6 +267,24 @@ class LocalBackend(HostBase):
         self._slots = np.full(code.n, -1, dtype=np.int64)     # result slot of this round
         self.pids = [p.pid for p in procs]
         self._await_ready()
+
+    def _make_block(self, n: int) -> Any:
+        """The shared block of this start, or None for the pipes (``shared_memory=None``:
+        vectors above 32 KiB where available; the pipes too when the block cannot be
+        made, e.g. out of memory)."""
+        if self.shared_memory is False:
+            return None
+        if self.shared_memory is None and (
+                not _shared.available() or self._dim * self._dtype.itemsize <= _INLINE_LIMIT):
+            return None
+        try:
+            return _shared.SharedBlock.create(self._dim, self._dtype, n)
+        except OSError as exc:
+            if self.shared_memory:
+                raise
+            _log.warning("LocalBackend: no shared memory (%s); vectors go through the pipes",
+                         exc)
+            return None
 
     def _spawn(self, problem: Any, code: Any, task: Any) -> tuple[list, list]:
         """One process per row of B, given its (partition, coefficient, Part) triples."""
