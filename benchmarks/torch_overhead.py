@@ -17,10 +17,13 @@ arithmetic (same workers, same minibatch rows, wait for all, sum, the same Adam 
 * dp-pipe: the plain loop most people write first: float32 parameter bytes sent down a
   pipe to each worker, float32 gradient bytes back.
 
-The three loops alternate in blocks so that they see the same machine load; the ratio of
-median round times is reported. Then the gradcode round is broken down: the gradient
-computation of one worker (measured in this process), serialisation of the parameters,
-decoding, the optimiser step; the rest of the round is transfer and process scheduling.
+The four loops alternate in blocks so that they see the same machine load; the ratio of
+median round times is reported, and gradcode / dp-shm per pair of blocks (target: at most
+1.3x). Then the gradcode round is broken down, each piece measured in this process: the
+gradient computation of one worker, the parameters into shared memory (master) and out
+of it (one worker), one result into its slot, decoding, the optimiser step; the rest of
+the round is the other workers' computation on the shared cores, the copies, the control
+messages and process scheduling.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/torch_overhead.py [--quick]
 Writes benchmarks/results/torch_overhead.md.
