@@ -32,8 +32,12 @@ def test_simulated_backend_follows_the_contract():
     check_backend(SimulatedBackend)
 
 
-def test_local_backend_follows_the_contract():
-    check_backend(lambda: LocalBackend(start_method="forkserver"), kill=_kill_process)
+@pytest.mark.parametrize("shared", [False, True])
+def test_local_backend_follows_the_contract(shared):
+    """Both transports: pipes, and shared memory (forced here: the contract's problems are
+    far below the automatic 32 KiB threshold)."""
+    check_backend(lambda: LocalBackend(start_method="forkserver", shared_memory=shared),
+                  kill=_kill_process)
 
 
 class _LateHost(SimulatedBackend):

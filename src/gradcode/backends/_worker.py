@@ -9,6 +9,10 @@ master -> worker:
     ROUND: header ``<c c 6x q q`` (b"R", dtype char, t, n) + n float64 delays (one per
         worker, the worker reads its own) + params: ONE message per round, built once and
         sent to every asked worker
+    SHARED ROUND: header ``<c c 6x q q q`` (b"P", dtype char, t, n, s) + n float64
+        delays + n int64 result slots (-1: answer through the pipe), when the parameters
+        of broadcast s are in shared memory (:mod:`gradcode.backends._shared`): a small
+        message instead of the vector
     ("msg", t, message)          a protocol message for round t (``host.send``)
     ("cancel", t)                stop working on round t
     ("close",)                   exit
@@ -16,10 +20,12 @@ worker -> master:
     ("ready", worker, pid)
     RESULT: header ``<c c 6x q q`` (b"F", dtype char, t, worker) + the task's return value
         as raw bytes (float32 stays float32; anything else becomes float64)
+    SLOT: header ``<c c 6x q q q`` (b"S", dtype char, t, worker, k): the result of
+        round t is in the worker's shared-memory slot k
     ("error", t, worker, text)       the task raised
     (kind, t, worker, payload)       any other kind the task emits (e.g. "progress")
 
-Headers are 24 bytes and the delays 8 bytes each, so the vectors start 8-byte aligned.
+Headers are 24 (32) bytes and the delays 8 bytes each, so the vectors start 8-byte aligned.
 Receivers read every message straight into a fresh buffer (:class:`Reader`): a received
 vector is a writable view of it, with no further copy and no buffer shared between
 messages.
@@ -49,12 +55,17 @@ import numpy as np
 
 from .tasks import CodedGradientTask, TaskContext, run_task, wire_dtype
 
-__all__ = ["Reader", "pack_result", "pack_round", "poll_ms", "worker_main"]
+__all__ = ["Reader", "pack_result", "pack_round", "pack_shared_round", "pack_slot", "poll_ms",
+           "worker_main"]
 
 ROUND_TAG = b"R"
 RESULT_TAG = b"F"
+SHARED_ROUND_TAG = b"P"
+SLOT_TAG = b"S"
 _HEADER = struct.Struct("<cc6xqq")            # tag, dtype char, round, n (or worker)
 HEADER_SIZE = _HEADER.size                    # 24
+_SHARED = struct.Struct("<cc6xqqq")           # tag, dtype char, round, n (or worker), seq
+                                              # (or slot)
 _SIZE, _SIZE64 = struct.Struct("!i"), struct.Struct("!Q")   # Connection framing
 _DTYPES = {b"f": np.dtype(np.float32), b"d": np.dtype(np.float64)}
 
@@ -74,6 +85,26 @@ def pack_round(rnd: int, delays: np.ndarray, params: np.ndarray) -> np.ndarray:
     msg[HEADER_SIZE:head] = delays.view(np.uint8)
     msg[head:] = params.view(np.uint8)
     return msg
+
+
+def pack_shared_round(rnd: int, seq: int, delays: np.ndarray, slots: np.ndarray,
+                      dtype: Any) -> np.ndarray:
+    """The round message when broadcast ``seq``'s parameters are in shared memory
+    (``slots``: each worker's result slot this round)."""
+    delays = np.ascontiguousarray(delays, dtype="<f8")
+    n = delays.size
+    msg = np.empty(_SHARED.size + 16 * n, dtype=np.uint8)
+    _SHARED.pack_into(msg, 0, SHARED_ROUND_TAG, np.dtype(dtype).char.encode(), int(rnd), n,
+                      int(seq))
+    msg[_SHARED.size:_SHARED.size + 8 * n] = delays.view(np.uint8)
+    msg[_SHARED.size + 8 * n:] = np.ascontiguousarray(slots, dtype="<i8").view(np.uint8)
+    return msg
+
+
+def pack_slot(rnd: int, worker: int, slot: int, dtype: Any) -> bytes:
+    """The "done" message of a result written into the worker's shared-memory slot."""
+    return _SHARED.pack(SLOT_TAG, np.dtype(dtype).char.encode(), int(rnd), int(worker),
+                        int(slot))
 
 
 def pack_result(rnd: int, worker: int, value: np.ndarray) -> np.ndarray:
@@ -129,7 +160,8 @@ class Reader:
 
     def read(self, conn: Any, worker: int = -1) -> tuple:
         """The message as a tuple: ``("round", t, delay, params)`` (``worker``: whose
-        delay), ``("result", t, worker, value)`` or the unpickled tuple.
+        delay), ``("shared", t, delay, seq, slot)``, ``("result", t, worker, value)``,
+        ``("slot", t, worker, slot)`` or the unpickled tuple.
 
         Raises:
             EOFError: the other end closed the pipe. OSError: the pipe broke.
@@ -143,6 +175,15 @@ class Reader:
         if tag == RESULT_TAG:
             _, char, rnd, w = _HEADER.unpack_from(buf, 0)
             return ("result", rnd, w, buf[HEADER_SIZE:nbytes].view(_DTYPES[char]))
+        if tag == SLOT_TAG:
+            _, _, rnd, w, slot = _SHARED.unpack_from(buf, 0)
+            return ("slot", rnd, w, slot)
+        if tag == SHARED_ROUND_TAG:
+            _, _, rnd, n, seq = _SHARED.unpack_from(buf, 0)
+            head = _SHARED.size
+            delay = float(buf[head:head + 8 * n].view("<f8")[worker])
+            slot = int(buf[head + 8 * n:head + 16 * n].view("<i8")[worker])
+            return ("shared", rnd, delay, seq, slot)
         return pickle.loads(buf[:nbytes])
 
 
@@ -167,7 +208,7 @@ class _PipeContext(TaskContext):
         if not self.poller.poll(poll_ms(timeout)):
             return
         msg = self.reader.read(self.conn, self.worker)
-        if msg[0] in ("round", "close"):
+        if msg[0] in ("round", "shared", "close"):
             self.pending.append(msg)
             self._file("supersede", self.round)
         elif msg[0] == "cancel":
@@ -177,8 +218,12 @@ class _PipeContext(TaskContext):
 
 
 def worker_main(conn: Any, worker: int, parts: Sequence[tuple[int, Any, Any]],
-                task: Any = None) -> None:
-    """Child-process entry point: serve rounds until ``("close",)`` or the pipe breaks."""
+                task: Any = None, block: Any = None) -> None:
+    """Child-process entry point: serve rounds until ``("close",)`` or the pipe breaks.
+
+    ``block``: the :class:`gradcode.backends._shared.SharedBlock` the master passes when
+    vectors travel through shared memory (then rounds come as ``"shared"`` messages and a
+    result that fits the block goes into this worker's slot), else None."""
     try:
         if "torch" in sys.modules:          # n worker processes share the cores
             sys.modules["torch"].set_num_threads(1)
@@ -190,9 +235,16 @@ def worker_main(conn: Any, worker: int, parts: Sequence[tuple[int, Any, Any]],
             msg = ctx.pending.pop(0) if ctx.pending else reader.read(conn, worker)
             if msg[0] == "close":
                 return
-            if msg[0] != "round":
+            slot = -1
+            if msg[0] == "shared":
+                _, rnd, delay, seq, slot = msg
+                params = block.read_params(seq)
+                if params is None:                          # overwritten: superseded
+                    continue
+            elif msg[0] == "round":
+                _, rnd, delay, params = msg
+            else:
                 continue                                    # cancel/msg of an idle round
-            _, rnd, delay, params = msg
             ctx.begin(rnd, delay)
             try:
                 value = run_task(runner, params, ctx)
@@ -202,7 +254,10 @@ def worker_main(conn: Any, worker: int, parts: Sequence[tuple[int, Any, Any]],
             if value is None:
                 continue
             value = np.asarray(value)
-            if value.ndim == 1:
+            if slot >= 0 and block.fits(value):
+                block.write_result(worker, slot, rnd, value)
+                conn.send_bytes(pack_slot(rnd, worker, slot, value.dtype))
+            elif value.ndim == 1:
                 conn.send_bytes(pack_result(
                     rnd, worker, np.ascontiguousarray(value, dtype=wire_dtype(value.dtype))))
             else:                           # the master drops it (wrong shape) and says so

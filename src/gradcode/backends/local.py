@@ -2,14 +2,28 @@
 
 * Processes come from stdlib ``multiprocessing`` with the ``forkserver`` (default on
   Linux) or ``spawn`` start method; each worker receives its partitions once, at start.
-* One duplex pipe per worker. The master broadcasts the parameters as ONE message per
-  round (a small header, every worker's delay, the raw parameter bytes in the problem's
-  dtype: float32 for torch/JAX models, float64 for the NumPy problems; see
-  :mod:`gradcode.backends._worker`), built once and written to every asked worker;
-  payloads above 32 KiB go through a per-worker sender thread so a full pipe can never
-  deadlock the master. Results come back as raw bytes behind a small header, read
-  straight into a fresh buffer. The master waits on the pending workers' pipes and
-  process sentinels with one ``select.poll`` object and the round's deadline.
+* One duplex pipe per worker. Vectors travel in the problem's dtype (float32 for
+  torch/JAX models, float64 for the NumPy problems), in one of two ways
+  (``shared_memory``; see :mod:`gradcode.backends._worker` for the wire format):
+
+  - shared memory (default for vectors above 32 KiB where Linux's ``memfd_create``
+    exists): the master writes each round's parameters ONCE into an anonymous shared
+    block that every worker maps, and sends each worker a small message (round,
+    broadcast number, delays, result slot); a worker copies the parameters out,
+    computes, writes its result into its slot of the block and sends a small "done t"
+    message; the master yields a view of the slot (no copy) and does not give that slot
+    out again while the view (or anything made from it) is alive. Round tags in the block
+    and in the messages keep a late result from ever being read as the current one; the
+    block has no name and is freed by the kernel when the last process mapping it exits,
+    so no path leaks it (:mod:`gradcode.backends._shared`);
+  - pipes (small vectors, or ``shared_memory=False``): ONE round message (a small
+    header, every worker's delay, the raw parameter bytes) built once and written to
+    every asked worker; payloads above 32 KiB go through a per-worker sender thread so a
+    full pipe can never deadlock the master. Results come back as raw bytes behind a
+    small header, read straight into a fresh buffer.
+
+  The master waits on the pending workers' pipes and process sentinels with one
+  ``select.poll`` object and the round's deadline.
 * Every message carries its round number; results of older rounds are dropped.
 * The worker task is a plug-in (:class:`gradcode.backends.base.WorkerTask`, default the
   coded gradient); it may emit events and answer the master's messages (``send``).
@@ -30,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import queue
 import select
@@ -45,7 +60,7 @@ import numpy as np
 
 from ..core.validate import check_real
 from ..models.stragglers import as_delay_model
-from . import _worker
+from . import _shared, _worker
 from .base import (
     DEFAULT_ROUND_TIMEOUT,
     Event,
@@ -59,6 +74,8 @@ from .base import (
 from .tasks import wire_dtype
 
 __all__ = ["LocalBackend"]
+
+_log = logging.getLogger("gradcode.backends.local")
 
 _INLINE_LIMIT = 32 * 1024
 
@@ -99,7 +116,8 @@ def _widen(conn: Any, nbytes: int) -> None:
         pass                                    # not a socket, or not allowed: keep them
 
 
-def _shutdown(procs: list, conns: list, senders: list, grace: float) -> None:
+def _shutdown(procs: list, conns: list, senders: list, grace: float,
+              block: Any = None) -> None:
     # ask politely; a worker with a sender thread gets "close" through it (the main
     # thread writing to the same pipe could interleave with, or block behind, a large
     # message the thread is still sending to a busy or hung worker)
@@ -134,6 +152,8 @@ def _shutdown(procs: list, conns: list, senders: list, grace: float) -> None:
             p.close()
         except ValueError:
             pass
+    if block is not None:
+        block.close()
 
 
 class LocalBackend(HostBase):
@@ -148,10 +168,19 @@ class LocalBackend(HostBase):
             passes the round ends with whoever answered. Default 300 s (see
             :data:`gradcode.backends.base.DEFAULT_ROUND_TIMEOUT`).
         grace: seconds ``close()`` waits for workers to exit before terminating them.
+        shared_memory: True: parameters and results travel through shared memory
+            (Linux only); False: through the pipes; None (default): shared memory where
+            available for vectors above 32 KiB, pipes otherwise (and, with a warning,
+            when the block cannot be made).
 
     Attributes:
         name: ``"local"``; clock: ``"wall"``.
         pids: process ids of the workers (after ``start``).
+        shared: True when the started workers exchange vectors through shared memory.
+
+    Raises:
+        ValueError: an unknown start method, a bad number, or ``shared_memory=True`` where
+            shared memory is not available. TypeError: ``shared_memory`` not a bool/None.
     """
 
     name = "local"
@@ -160,7 +189,7 @@ class LocalBackend(HostBase):
     def __init__(self, *, start_method: str | None = None, time_scale: float = 1.0,
                  startup_timeout: float = 120.0,
                  round_timeout: float | None = DEFAULT_ROUND_TIMEOUT,
-                 grace: float = 2.0) -> None:
+                 grace: float = 2.0, shared_memory: bool | None = None) -> None:
         methods = mp.get_all_start_methods()
         if start_method is None:
             start_method = "forkserver" if "forkserver" in methods else "spawn"
@@ -173,6 +202,17 @@ class LocalBackend(HostBase):
                                           low=0.0, low_open=True)
         self.round_timeout = check_round_timeout("LocalBackend", round_timeout)
         self.grace = float(grace)
+        if shared_memory is not None and not isinstance(shared_memory, bool):
+            raise TypeError(f"LocalBackend: shared_memory must be True, False or None, got "
+                            f"{shared_memory!r}")
+        if shared_memory and not _shared.available():
+            raise ValueError("LocalBackend: shared_memory=True needs os.memfd_create (Linux); "
+                             "use shared_memory=None or False here")
+        self.shared_memory = shared_memory
+        self.shared = False
+        self._block: Any = None
+        self._seq = 0
+        self._slots = np.zeros(0, dtype=np.int64)
         self._procs: list = []
         self._conns: list = []
         self._senders: list = []
@@ -208,17 +248,43 @@ class LocalBackend(HostBase):
         self._load = code.row_support.astype(np.float64)
         self._dim = int(problem.dim)
         self._dtype = wire_dtype(getattr(problem, "dtype", np.float64))
-        self._message_bytes = _worker.HEADER_SIZE + 8 * (self._dim + code.n)
+        self._block = self._make_block(code.n)
+        self.shared = self._block is not None
+        vector_bytes = 0 if self.shared else 8 * self._dim
+        self._message_bytes = _worker.HEADER_SIZE + 8 * code.n + vector_bytes
         self._reader = _worker.Reader(self._message_bytes)
-        procs, conns = self._spawn(problem, code, task)
+        try:
+            procs, conns = self._spawn(problem, code, task)
+        finally:
+            if self._block is not None:
+                self._block.release_fd()             # every worker holds its own now
         self._procs, self._conns = procs, conns
         self._senders = [None] * code.n
         self._finalizer = weakref.finalize(self, _shutdown, procs, conns, self._senders,
-                                           self.grace)
+                                           self.grace, self._block)
         self._alive = np.ones(code.n, dtype=bool)
         self._busy = np.zeros(code.n, dtype=bool)
+        self._slots = np.full(code.n, -1, dtype=np.int64)     # result slot of this round
         self.pids = [p.pid for p in procs]
         self._await_ready()
+
+    def _make_block(self, n: int) -> Any:
+        """The shared block of this start, or None for the pipes (``shared_memory=None``:
+        vectors above 32 KiB where available; the pipes too when the block cannot be
+        made, e.g. out of memory)."""
+        if self.shared_memory is False:
+            return None
+        if self.shared_memory is None and (
+                not _shared.available() or self._dim * self._dtype.itemsize <= _INLINE_LIMIT):
+            return None
+        try:
+            return _shared.SharedBlock.create(self._dim, self._dtype, n)
+        except OSError as exc:
+            if self.shared_memory:
+                raise
+            _log.warning("LocalBackend: no shared memory (%s); vectors go through the pipes",
+                         exc)
+            return None
 
     def _spawn(self, problem: Any, code: Any, task: Any) -> tuple[list, list]:
         """One process per row of B, given its (partition, coefficient, Part) triples."""
@@ -242,13 +308,14 @@ class LocalBackend(HostBase):
                 _widen(parent, self._message_bytes)
                 _widen(child, self._message_bytes)
                 p = ctx.Process(target=_worker.worker_main, name=f"gradcode-worker-{i}",
-                                args=(child, i, parts, task), daemon=True)
+                                args=(child, i, parts, task, self._block), daemon=True)
                 p.start()
                 child.close()
                 procs.append(p)
                 conns.append(parent)
         except BaseException:
-            _shutdown(procs, conns, [], 0.5)
+            _shutdown(procs, conns, [], 0.5, self._block)
+            self._block = None
             raise
         return procs, conns
 
@@ -288,6 +355,7 @@ class LocalBackend(HostBase):
             self._finalizer()
             self._finalizer = None
         self._procs, self._conns, self._senders = [], [], []
+        self._block = None
         self._alive = np.zeros(0, dtype=bool)
         self._pending = set()
         self._poller, self._watch = None, {}
@@ -347,7 +415,17 @@ class LocalBackend(HostBase):
         # policy without a deadline can never wait on it
         asked = np.flatnonzero(self._alive & np.isfinite(delays))
         self._info = RoundInfo(asked=asked)
-        msg = _worker.pack_round(self._round, delays, body)     # one buffer for everyone
+        if self._block is not None:                # the vector once, into shared memory
+            self._seq += 1
+            self._block.write_params(self._seq, body)
+            slots = self._slots
+            slots[:] = -1
+            for i in asked.tolist():
+                slots[i] = self._block.pick_slot(i)
+            msg = _worker.pack_shared_round(self._round, self._seq, delays, slots,
+                                            self._dtype)
+        else:
+            msg = _worker.pack_round(self._round, delays, body)  # one buffer for everyone
         self._unwatch_all()
         self._t0 = time.perf_counter()
         for i in asked.tolist():
@@ -441,16 +519,25 @@ class LocalBackend(HostBase):
         if rnd != self._round:
             info.late += 1
             return None
-        now = time.perf_counter() - self._t0
         reason = None
+        if kind == "slot":                   # the result is in worker i's shared slot
+            slot = int(self._slots[i])
+            kind, value = "result", None
+            if msg[3] == slot >= 0:
+                value = self._block.read_result(i, slot, rnd)
+            if value is None:
+                reason = f"shared-memory slot {msg[3]} of worker {i} does not hold round {rnd}"
+        else:
+            value = msg[3]
         if kind == "error":
-            reason = "worker error: " + str(msg[3]).strip().splitlines()[-1]
-        elif kind == "result":
-            reason = bad_result(msg[3], self._dim)
+            reason = "worker error: " + str(value).strip().splitlines()[-1]
+        elif kind == "result" and reason is None:
+            reason = bad_result(value, self._dim)
+        now = time.perf_counter() - self._t0
         if reason is not None:
             info.dropped.append((i, reason))
             return Event(i, reason, now, rnd, "dropped")
-        return Event(i, msg[3], now, rnd, kind)
+        return Event(i, value, now, rnd, kind)
 
     def cancel(self) -> None:
         """Tell the workers still busy with this round to abandon it (ends injected

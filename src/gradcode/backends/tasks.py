@@ -155,16 +155,21 @@ class _CodedRunner:
 
     def __call__(self, params: np.ndarray, ctx: Any) -> np.ndarray | None:
         total: Any = None
+        owned = False                   # total is our own array (may be added to in place)
         for _, coef, part in self.parts:
             if ctx.cancelled():
                 return None
-            term = coef * np.asarray(gradient_at(part, params, ctx.round))
+            grad = np.asarray(gradient_at(part, params, ctx.round))
+            # a coefficient of 1 (uncoded, fractional repetition) costs no pass over the
+            # vector; the part's array is then never written to
+            term = grad if coef == 1.0 else coef * grad
             if total is None:
-                total = term
-            elif total.shape == term.shape and total.dtype == np.result_type(total, term):
+                total, owned = term, term is not grad
+            elif owned and total.shape == term.shape and \
+                    total.dtype == np.result_type(total, term):
                 total += term                       # in place: no new vector per partition
             else:
-                total = total + term
+                total, owned = total + term, True
         if total is None:
             return np.zeros_like(params)
         return total
