@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.blas import daxpy as _axpy
+from scipy.linalg.blas import ddot as _dot
 
 try:                                  # the C kernel behind ``A @ x`` for CSR (SciPy >= 0.7)
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
@@ -74,7 +75,7 @@ def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: fl
     rr = float(r @ r)
     for it in range(1, maxiter + 1):
         q = a_mv(p)
-        qq = float(q @ q)
+        qq = _dot(q, q)
         if qq == 0.0:
             return x, False, it
         step = gamma / qq
@@ -82,7 +83,7 @@ def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: fl
         _axpy(q, r, a=-step)
         rr = max(rr - step * gamma, 0.0)
         s = at_mv(r)
-        gamma_new = float(s @ s)
+        gamma_new = _dot(s, s)
         if gamma_new <= threshold2 * max(rr, 1.0):
             return x, True, it
         p *= gamma_new / gamma

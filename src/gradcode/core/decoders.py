@@ -121,33 +121,84 @@ def _optimal_alpha(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return _memo(code, key, lambda: _solve_least_squares(code, mask))
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """A code's matrix renumbered for fast sparse products (built once per code).
+
+    ``B`` is ``code.B[workers][:, partitions]`` with 32-bit CSR indices: workers and
+    partitions in reverse Cuthill-McKee order of the bipartite worker/partition graph, so
+    the non-zeros of every row slice B_F, and of B_F^T, gather from nearby entries of the
+    vector they multiply (rBGC n = k = 10,000: about 7% less time per CGLS iteration)."""
+
+    B: sp.csr_array
+    workers: np.ndarray          # layout row i is worker workers[i]
+    partitions: np.ndarray       # layout column j is partition partitions[j]
+
+
+def _layout(code: Code) -> _Layout:
+    """The :class:`_Layout` of ``code`` (memoised per code)."""
+    def compute() -> _Layout:
+        B = code.B
+        n, k = B.shape
+        itype = np.int32 if B.nnz + n + k < np.iinfo(np.int32).max else np.int64
+        Bt = sp.csr_array(B.T)
+        # symmetric adjacency [[0, B], [B^T, 0]] straight from the two CSR structures
+        adj = sp.csr_array((np.ones(2 * B.nnz),
+                            np.r_[B.indices.astype(itype) + itype(n), Bt.indices.astype(itype)],
+                            np.r_[B.indptr.astype(itype), Bt.indptr[1:].astype(itype) + B.nnz]),
+                           shape=(n + k, n + k))
+        order = csgraph.reverse_cuthill_mckee(adj, symmetric_mode=True)
+        workers, partitions = order[order < n], order[order >= n] - n
+        P = B[workers][:, partitions]
+        P = sp.csr_array((P.data, P.indices.astype(itype), P.indptr.astype(itype)),
+                         shape=P.shape)
+        P.has_sorted_indices = False
+        P.sort_indices()
+        return _Layout(P, workers.astype(np.int64), partitions.astype(np.int64))
+    return _memo(code, ("optimal_layout",), compute)
+
+
+def _bipartite_components(BF: sp.csr_array, A: sp.csr_array) -> tuple[int, np.ndarray]:
+    """Connected components of the responder/partition graph of B_F (|F| x k, CSR), with
+    A = B_F^T in CSR: labels of the |F| responders followed by the k partitions.
+
+    Only the responder -> partition half of the edges is passed, as a directed graph with
+    weak connectivity, which needs no symmetric copy of the adjacency."""
+    nf, k = BF.shape
+    itype = np.int32 if BF.nnz + nf + k < np.iinfo(np.int32).max else np.int64
+    half = sp.csr_array((np.ones(BF.nnz), BF.indices.astype(itype) + itype(nf),
+                         np.r_[BF.indptr.astype(itype), np.full(k, BF.nnz, dtype=itype)]),
+                        shape=(nf + k, nf + k))
+    return csgraph.connected_components(half, directed=True, connection="weak")
+
+
 def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, k = code.n, code.k
     dtype = code.B.dtype
     weights = np.zeros(n, dtype=dtype)
     alpha = np.zeros(k, dtype=dtype)
-    rows = np.flatnonzero(mask)
-    if rows.size == 0:
+    if not mask.any():
         return weights, alpha
-    BF = code.B[rows]                                  # |F| x k, CSR
+    lay = _layout(code)
+    # rows of B_F in layout order; ``rows`` holds their worker indices, and columns are
+    # partitions in layout order (alpha is mapped back at the end)
+    rows_l = np.flatnonzero(mask[lay.workers])
+    rows = lay.workers[rows_l]
+    BF = lay.B[rows_l]                                 # |F| x k, CSR
     if max(BF.shape) <= _DENSE_LIMIT:
         # small: one dense minimum-norm solve beats splitting into components
         a = _lstsq_block(BF)
         weights[rows] = a
-        alpha[:] = BF.T @ a
+        alpha[lay.partitions] = BF.T @ a
         return weights, alpha
     # Connected components of the bipartite responder/partition graph decouple the
     # least-squares problem: solve each block on its own.
     nf = rows.size
-    BFc = BF.tocsc()
-    # structure only (csgraph casts values to float64, dropping imaginary parts): the
-    # bipartite adjacency [[0, BF], [BF^T, 0]] assembled from the CSR and CSC index arrays
-    adj = sp.csr_array((np.ones(2 * BF.nnz),
-                        np.r_[BF.indices.astype(np.int64) + nf, BFc.indices],
-                        np.r_[BF.indptr[:-1], BFc.indptr + BF.nnz]), shape=(nf + k, nf + k))
-    ncomp, labels = csgraph.connected_components(adj, directed=True, connection="weak")
+    A = sp.csr_array(BF.T)                             # k x |F|: B_F^T, CSR
+    BFc = A.T                                          # B_F as CSC (no copy)
+    ncomp, labels = _bipartite_components(BF, A)
     row_lab, col_lab = labels[:nf], labels[nf:]
-    held = np.bincount(BF.indices, minlength=k) > 0
+    held = np.diff(A.indptr) > 0
     order_r = np.argsort(row_lab, kind="stable")
     order_c = np.argsort(col_lab, kind="stable")
     r_bounds = np.searchsorted(row_lab[order_r], np.arange(ncomp + 1))
@@ -183,8 +234,10 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
         r = order_r[r_bounds[comp]:r_bounds[comp + 1]]
         c = order_c[c_bounds[comp]:c_bounds[comp + 1]]
         if large.size == 1:
-            if r.size == nf and c.size == k:                  # the whole pattern
-                weights[rows] = _lstsq_block(BF)
+            if r.size == nf:
+                # every responder in one block: the partitions outside it are held by no
+                # responder (zero rows of A), so the whole pattern is that block
+                weights[rows] = _lstsq_block(BF, A)
             else:
                 weights[rows[r]] = _lstsq_block(BFc[:, c][r])     # |r| x |c|
             continue
@@ -192,22 +245,22 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
         # round (its columns follow from its rows) is not solved again
         weights[rows[r]] = _memo(code, ("optimal_block", rows[r].tobytes()),
                                  lambda c=c, r=r: _lstsq_block(BFc[:, c][r]))
-    alpha[:] = BF.T @ weights[rows]
+    alpha[lay.partitions] = A @ weights[rows]
     return weights, alpha
 
 
-def _lstsq_block(block: sp.csr_array) -> np.ndarray:
-    """min_a ||block^T a - 1|| (minimum-norm a for small blocks)."""
-    A = block.T                                        # columns x rows
-    ones = np.ones(A.shape[0], dtype=block.dtype)
+def _lstsq_block(block: sp.csr_array, blockT: sp.csr_array | None = None) -> np.ndarray:
+    """min_a ||block^T a - 1|| (minimum-norm a for small blocks); ``blockT``, when given,
+    is block^T in CSR (saves one conversion)."""
+    ones = np.ones(block.shape[1], dtype=block.dtype)
     # singular values below max(shape) * eps * sigma_max are rounding, not rank (LAPACK's
     # default cutoff, eps * sigma_max, can keep one and return weights ~1e14)
-    cond = max(A.shape) * np.finfo(np.float64).eps
-    if max(A.shape) <= _DENSE_LIMIT or np.iscomplexobj(block.data):
-        return sla.lstsq(A.toarray(), ones, cond=cond, lapack_driver="gelsd")[0]
-    A = sp.csr_array(A)
+    cond = max(block.shape) * np.finfo(np.float64).eps
+    if max(block.shape) <= _DENSE_LIMIT or np.iscomplexobj(block.data):
+        return sla.lstsq(block.T.toarray(), ones, cond=cond, lapack_driver="gelsd")[0]
+    A = sp.csr_array(block.T) if blockT is None else blockT          # columns x rows
     At = sp.csr_array(block)
-    scale = sp.linalg.norm(A)
+    scale = float(np.sqrt(np.dot(A.data, A.data)))                   # ||A||_F, real A
 
     def optimal_enough(x: np.ndarray) -> bool:
         # first-order optimality: the residual must be orthogonal to the range of A
