@@ -66,27 +66,34 @@ def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: fl
     r = np.array(b, dtype=np.float64)
     a_mv, at_mv = _matvec(A), _matvec(At)
     s = at_mv(r)
-    p = s.copy()
-    gamma = float(s @ s)
+    gamma = _dot(s, s)
     if gamma == 0.0:
         return x, True, 0
     threshold2 = (tol * scale) ** 2
     # ||r||^2 by recursion: r.q = s.p = gamma, so ||r - step q||^2 = ||r||^2 - step gamma
-    rr = float(r @ r)
+    rr = _dot(r, r)
+    # the search direction is kept as p = c u: p <- s + beta p becomes the single update
+    # u <- u + s / c' with c' = beta c (one pass over the vector instead of two)
+    u, c = s.copy(), 1.0
     for it in range(1, maxiter + 1):
-        q = a_mv(p)
-        qq = _dot(q, q)
+        qu = a_mv(u)                                   # q = A p = c qu
+        qq = c * c * _dot(qu, qu)
         if qq == 0.0:
             return x, False, it
         step = gamma / qq
-        _axpy(p, x, a=step)
-        _axpy(q, r, a=-step)
-        rr = max(rr - step * gamma, 0.0)
+        _axpy(u, x, a=c * step)                        # x += step p
+        _axpy(qu, r, a=-c * step)                      # r -= step q
+        rr -= step * gamma
+        if rr < 0.0:
+            rr = 0.0
         s = at_mv(r)
         gamma_new = _dot(s, s)
-        if gamma_new <= threshold2 * max(rr, 1.0):
+        if gamma_new <= threshold2 * (rr if rr > 1.0 else 1.0):
             return x, True, it
-        p *= gamma_new / gamma
-        p += s
+        c *= gamma_new / gamma
+        if not 1e-100 < c < 1e100:                     # keep c and u far from over/underflow
+            u *= c
+            c = 1.0
+        _axpy(s, u, a=1.0 / c)
         gamma = gamma_new
     return x, False, maxiter

@@ -158,18 +158,16 @@ def _layout(code: Code) -> _Layout:
     return _memo(code, ("optimal_layout",), compute)
 
 
-def _bipartite_components(BF: sp.csr_array, A: sp.csr_array) -> tuple[int, np.ndarray]:
-    """Connected components of the responder/partition graph of B_F (|F| x k, CSR), with
-    A = B_F^T in CSR: labels of the |F| responders followed by the k partitions.
-
-    Only the responder -> partition half of the edges is passed, as a directed graph with
-    weak connectivity, which needs no symmetric copy of the adjacency."""
+def _bipartite_graph(BF: sp.csr_array, A: sp.csr_array) -> sp.csr_array:
+    """Symmetric adjacency [[0, B_F], [B_F^T, 0]] of the responder/partition graph, built
+    from B_F (|F| x k) and A = B_F^T, both CSR: nodes are the |F| responders, then the k
+    partitions."""
     nf, k = BF.shape
-    itype = np.int32 if BF.nnz + nf + k < np.iinfo(np.int32).max else np.int64
-    half = sp.csr_array((np.ones(BF.nnz), BF.indices.astype(itype) + itype(nf),
-                         np.r_[BF.indptr.astype(itype), np.full(k, BF.nnz, dtype=itype)]),
+    itype = np.int32 if 2 * BF.nnz + nf + k < np.iinfo(np.int32).max else np.int64
+    return sp.csr_array((np.ones(2 * BF.nnz),
+                         np.r_[BF.indices.astype(itype) + itype(nf), A.indices.astype(itype)],
+                         np.r_[BF.indptr.astype(itype), A.indptr[1:].astype(itype) + BF.nnz]),
                         shape=(nf + k, nf + k))
-    return csgraph.connected_components(half, directed=True, connection="weak")
 
 
 def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,9 +194,25 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
     nf = rows.size
     A = sp.csr_array(BF.T)                             # k x |F|: B_F^T, CSR
     BFc = A.T                                          # B_F as CSC (no copy)
-    ncomp, labels = _bipartite_components(BF, A)
-    row_lab, col_lab = labels[:nf], labels[nf:]
     held = np.diff(A.indptr) > 0
+    graph = _bipartite_graph(BF, A)
+    n_held = int(np.count_nonzero(held))
+    if max(nf, n_held) > _DENSE_LIMIT and csgraph.breadth_first_order(
+            graph, 0, directed=True, return_predecessors=False).size == nf + n_held:
+        # one search from a responder reaches every responder and every held partition:
+        # the whole pattern is one large block (the common case for random codes), so no
+        # labelling is needed; unheld partitions are zero rows of A
+        weights[rows] = _lstsq_block(BF, A)
+        alpha[lay.partitions] = A @ weights[rows]
+        return weights, alpha
+    # components: the responder -> partition half of the edges with weak connectivity
+    # (SciPy adds the reverse edges itself; faster than any mode on the symmetric graph)
+    half = sp.csr_array((graph.data[:BF.nnz], graph.indices[:BF.nnz],
+                         np.r_[graph.indptr[:nf + 1],
+                               np.full(k, BF.nnz, dtype=graph.indptr.dtype)]),
+                        shape=graph.shape)
+    ncomp, labels = csgraph.connected_components(half, directed=True, connection="weak")
+    row_lab, col_lab = labels[:nf], labels[nf:]
     order_r = np.argsort(row_lab, kind="stable")
     order_c = np.argsort(col_lab, kind="stable")
     r_bounds = np.searchsorted(row_lab[order_r], np.arange(ncomp + 1))
