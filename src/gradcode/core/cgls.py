@@ -9,6 +9,11 @@ roughly twice as cheap as SciPy's ``lsmr`` on the sizes gradient coding meets
 Stopping rule (first-order optimality, the same test the decoder applies afterwards on the
 true residual): ||A^T r|| <= tol ||A||_F max(||r||, 1), with r = b - A x.
 
+The search direction is stored as p = c u with a scalar c, so the update p <- s + beta p
+is the single pass u <- u + s / (beta c) (c <- beta c); c is folded back into u if it
+leaves [1e-100, 1e100]. Same iterates in exact arithmetic, one vector pass fewer per
+iteration.
+
 References:
     [1] M. R. Hestenes, E. Stiefel, "Methods of conjugate gradients for solving linear
         systems", J. Res. Nat. Bur. Standards 49, 1952 (CGLS is CG on A^T A x = A^T b).

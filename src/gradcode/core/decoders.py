@@ -297,11 +297,13 @@ def optimal(code: Code, responders: Any) -> Decoding:
     """Least-squares decoding: a* = argmin ||B_F^T a - 1|| over a supported on F.
 
     The problem splits over connected components of the bipartite graph between
-    responders and the partitions they hold; small components are solved densely
-    (LAPACK ``gelsd``), large ones with CGLS (conjugate gradients on the normal
-    equations) stopped by the first-order optimality test ||B_F r|| <= 1e-10 ||B_F||_F
-    max(||r||, 1), r = 1 - B_F^T a, then re-checked on the true residual (LSMR and a dense
-    solve are the fallbacks). Guarantee: with g = B_F r the checked gradient and
+    responders and the partitions they hold (one breadth-first search settles the usual
+    one-block case); small components are solved densely (LAPACK ``gelsd``), large ones
+    with CGLS (conjugate gradients on the normal equations) stopped by the first-order
+    optimality test ||B_F r|| <= 1e-10 ||B_F||_F max(||r||, 1), r = 1 - B_F^T a, then
+    re-checked on the true residual (LSMR and a dense solve are the fallbacks). The
+    products run on a copy of B renumbered once per code (reverse Cuthill-McKee order,
+    32-bit indices) [docs/theory.md, T2]. Guarantee: with g = B_F r the checked gradient and
     sigma the smallest non-zero singular value of the block, the least-squares alpha* obeys
     ||alpha - alpha*||_2 <= ||g|| / sigma <= 1e-10 ||B_F||_F max(||r||, 1) / sigma (since
     B_F B_F^T (a* - a) = g); in practice alpha agrees with a dense least-squares solve to
