@@ -175,7 +175,15 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
     dtype = code.B.dtype
     weights = np.zeros(n, dtype=dtype)
     alpha = np.zeros(k, dtype=dtype)
-    if not mask.any():
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return weights, alpha
+    if max(rows.size, k) <= _DENSE_LIMIT:
+        # small: one dense minimum-norm solve beats splitting into components
+        BF = code.B[rows]
+        a = _lstsq_block(BF)
+        weights[rows] = a
+        alpha[:] = BF.T @ a
         return weights, alpha
     lay = _layout(code)
     # rows of B_F in layout order; ``rows`` holds their worker indices, and columns are
@@ -183,12 +191,6 @@ def _solve_least_squares(code: Code, mask: np.ndarray) -> tuple[np.ndarray, np.n
     rows_l = np.flatnonzero(mask[lay.workers])
     rows = lay.workers[rows_l]
     BF = lay.B[rows_l]                                 # |F| x k, CSR
-    if max(BF.shape) <= _DENSE_LIMIT:
-        # small: one dense minimum-norm solve beats splitting into components
-        a = _lstsq_block(BF)
-        weights[rows] = a
-        alpha[lay.partitions] = BF.T @ a
-        return weights, alpha
     # Connected components of the bipartite responder/partition graph decouple the
     # least-squares problem: solve each block on its own.
     nf = rows.size
