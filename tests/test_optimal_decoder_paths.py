@@ -170,6 +170,41 @@ def test_rectangular_code_more_partitions_than_workers():
 
 
 # --------------------------------------------------------------------------- CGLS
+def test_drifted_cgls_answer_is_restarted_not_handed_to_lsmr(monkeypatch):
+    """A first CGLS answer that claims convergence but fails the true-residual test (here:
+    stopped 100x early) is finished by one CGLS restart on the true residual; LSMR and
+    the dense fallback are not needed."""
+    calls = []
+    real = cgls_module.cgls
+
+    def early_first(A, At, b, tol, scale, maxiter):
+        calls.append(tol)
+        return real(A, At, b, tol * (100 if len(calls) == 1 else 1), scale, maxiter)
+
+    def no_lsmr(*args, **kwargs):
+        raise AssertionError("LSMR fallback reached")
+
+    monkeypatch.setattr(D, "cgls", early_first)
+    monkeypatch.setattr(D, "lsmr", no_lsmr)
+    code = gc.codes.regularized_bernoulli(n=700, k=700, d=4, seed=8)
+    mask = np.random.default_rng(8).random(700) >= 0.1
+    _check(code, mask, gc.decode(code, mask, "optimal"))
+    assert len(calls) == 2
+
+
+def test_unconverged_cgls_goes_to_lsmr(monkeypatch):
+    """A CGLS run that hits its iteration cap is not restarted; LSMR takes over."""
+    lsmr_calls = []
+    real_lsmr = D.lsmr
+    monkeypatch.setattr(D, "cgls", lambda A, At, b, tol, scale, maxiter:
+                        cgls_module.cgls(A, At, b, tol, scale, 3))
+    monkeypatch.setattr(D, "lsmr", lambda *a, **kw: lsmr_calls.append(1) or real_lsmr(*a, **kw))
+    code = gc.codes.regularized_bernoulli(n=700, k=700, d=4, seed=9)
+    mask = np.random.default_rng(9).random(700) >= 0.1
+    _check(code, mask, gc.decode(code, mask, "optimal"))
+    assert lsmr_calls == [1]
+
+
 @pytest.mark.parametrize("rescale", [1.5, 10.0])
 def test_cgls_rescaling_of_the_direction_keeps_the_solution(monkeypatch, rescale):
     """CGLS keeps its search direction as p = c u and folds c back into u when c leaves
