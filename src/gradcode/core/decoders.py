@@ -149,9 +149,11 @@ def _layout(code: Code) -> _Layout:
                            shape=(n + k, n + k))
         order = csgraph.reverse_cuthill_mckee(adj, symmetric_mode=True)
         workers, partitions = order[order < n], order[order >= n] - n
-        P = B[workers][:, partitions]
-        P = sp.csr_array((P.data, P.indices.astype(itype), P.indptr.astype(itype)),
-                         shape=P.shape)
+        column_of = np.empty(k, dtype=itype)                 # new number of each partition
+        column_of[partitions] = np.arange(k, dtype=itype)
+        R = B[workers]                                       # rows in layout order
+        P = sp.csr_array((R.data, column_of[R.indices], R.indptr.astype(itype)),
+                         shape=R.shape)
         P.has_sorted_indices = False
         P.sort_indices()
         return _Layout(P, workers.astype(np.int64), partitions.astype(np.int64))
