@@ -315,16 +315,16 @@ def optimal(code: Code, responders: Any) -> Decoding:
     with CGLS (conjugate gradients on the normal equations) stopped by the first-order
     optimality test ||B_F r|| <= 1e-10 ||B_F||_F max(||r||, 1), r = 1 - B_F^T a, then
     re-checked on the true residual (one CGLS restart on the true residual, then LSMR and
-    a dense solve are the fallbacks). The
-    products run on a copy of B renumbered once per code (reverse Cuthill-McKee order,
-    32-bit indices) [docs/theory.md, T2]. Guarantee: with g = B_F r the checked gradient and
-    sigma the smallest non-zero singular value of the block, the least-squares alpha* obeys
+    a dense solve are the fallbacks). The products run on a copy of B renumbered once per
+    code (reverse Cuthill-McKee order, 32-bit indices) [docs/theory.md, T2].
+    Guarantee: with g = B_F r the checked gradient and sigma the smallest non-zero
+    singular value of the block, the least-squares alpha* obeys
     ||alpha - alpha*||_2 <= ||g|| / sigma <= 1e-10 ||B_F||_F max(||r||, 1) / sigma (since
     B_F B_F^T (a* - a) = g); in practice alpha agrees with a dense least-squares solve to
-    about 1e-8 (rBGC n = k = 10,000: 7e-9; the tests demand 1e-7 and check the bound).
-    Results are memoised per responder pattern, and, when a
-    pattern has several large blocks, per block, so a block whose responders did not
-    change since an earlier round is not solved again.
+    about 1e-8 (rBGC n = k = 10,000: 6e-9; the tests demand 1e-7 and check the bound).
+    Results are memoised per responder pattern, and, when a pattern has several large
+    blocks, per block, so a block whose responders did not change since an earlier round
+    is not solved again.
 
     Args:
         code: the code.
