@@ -9,6 +9,11 @@ roughly twice as cheap as SciPy's ``lsmr`` on the sizes gradient coding meets
 Stopping rule (first-order optimality, the same test the decoder applies afterwards on the
 true residual): ||A^T r|| <= tol ||A||_F max(||r||, 1), with r = b - A x.
 
+The search direction is stored as p = c u with a scalar c, so the update p <- s + beta p
+is the single pass u <- u + s / (beta c) (c <- beta c); c is folded back into u if it
+leaves [1e-100, 1e100]. Same iterates in exact arithmetic, one vector pass fewer per
+iteration.
+
 References:
     [1] M. R. Hestenes, E. Stiefel, "Methods of conjugate gradients for solving linear
         systems", J. Res. Nat. Bur. Standards 49, 1952 (CGLS is CG on A^T A x = A^T b).
@@ -22,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg.blas import daxpy as _axpy
+from scipy.linalg.blas import ddot as _dot
 
 try:                                  # the C kernel behind ``A @ x`` for CSR (SciPy >= 0.7)
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
@@ -29,20 +35,20 @@ except ImportError:                   # pragma: no cover - a SciPy without the k
     _csr_matvec = None
 
 
-def _matvec(A: sp.csr_array) -> Callable[[np.ndarray], np.ndarray]:
-    """y = A @ x without SciPy's per-call dispatch (about 10 us, a tenth of an iteration at
-    n = 10,000); the same kernel, so the same result. Falls back to ``A @ x``."""
+_RESCALE = 1e100     # the direction scale c is folded back into u outside [1/this, this]
+
+
+def _matvec(A: sp.csr_array) -> Callable[[np.ndarray, np.ndarray], None]:
+    """``mv(x, y)`` adds A @ x to y, calling SciPy's CSR kernel directly (no per-call
+    dispatch, about 10 us, a tenth of an iteration at n = 10,000); the same kernel, so the
+    same result. Falls back to ``y += A @ x``."""
     if _csr_matvec is None or A.dtype != np.float64:
-        return lambda x: A @ x
+        def fallback(x: np.ndarray, y: np.ndarray) -> None:
+            y += A @ x
+        return fallback
     n_row, n_col = A.shape
     indptr, indices, data = A.indptr, A.indices, A.data
-
-    def mv(x: np.ndarray) -> np.ndarray:
-        y = np.zeros(n_row)
-        _csr_matvec(n_row, n_col, indptr, indices, data, x, y)
-        return y
-
-    return mv
+    return lambda x, y: _csr_matvec(n_row, n_col, indptr, indices, data, x, y)
 
 
 def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: float,
@@ -61,31 +67,43 @@ def cgls(A: sp.csr_array, At: sp.csr_array, b: np.ndarray, tol: float, scale: fl
         (x, converged, iterations); ``converged`` says the recursive residual met the
         stopping rule (the caller re-checks it on the true residual).
     """
-    x = np.zeros(A.shape[1])
-    r = np.array(b, dtype=np.float64)
+    m, n = A.shape
     a_mv, at_mv = _matvec(A), _matvec(At)
-    s = at_mv(r)
-    p = s.copy()
-    gamma = float(s @ s)
+    zeros, axpy, dot = np.zeros, _axpy, _dot           # locals: this loop runs ~300 times
+    x = zeros(n)
+    r = np.array(b, dtype=np.float64)
+    s = zeros(n)
+    at_mv(r, s)
+    gamma = dot(s, s)
     if gamma == 0.0:
         return x, True, 0
     threshold2 = (tol * scale) ** 2
     # ||r||^2 by recursion: r.q = s.p = gamma, so ||r - step q||^2 = ||r||^2 - step gamma
-    rr = float(r @ r)
+    rr = dot(r, r)
+    # the search direction is kept as p = c u: p <- s + beta p becomes the single update
+    # u <- u + s / c' with c' = beta c (one pass over the vector instead of two)
+    u, c = s.copy(), 1.0
     for it in range(1, maxiter + 1):
-        q = a_mv(p)
-        qq = float(q @ q)
+        qu = zeros(m)
+        a_mv(u, qu)                                    # q = A p = c qu
+        qq = c * c * dot(qu, qu)
         if qq == 0.0:
             return x, False, it
         step = gamma / qq
-        _axpy(p, x, a=step)
-        _axpy(q, r, a=-step)
-        rr = max(rr - step * gamma, 0.0)
-        s = at_mv(r)
-        gamma_new = float(s @ s)
-        if gamma_new <= threshold2 * max(rr, 1.0):
+        axpy(u, x, n, c * step)                        # x += step p
+        axpy(qu, r, m, -c * step)                      # r -= step q
+        rr -= step * gamma
+        if rr < 0.0:
+            rr = 0.0
+        s = zeros(n)
+        at_mv(r, s)
+        gamma_new = dot(s, s)
+        if gamma_new <= threshold2 * (rr if rr > 1.0 else 1.0):
             return x, True, it
-        p *= gamma_new / gamma
-        p += s
+        c *= gamma_new / gamma
+        if not 1.0 / _RESCALE < c < _RESCALE:          # keep c and u far from over/underflow
+            u *= c
+            c = 1.0
+        axpy(s, u, n, 1.0 / c)
         gamma = gamma_new
     return x, False, maxiter
