@@ -94,6 +94,36 @@ def test_torch_optimizer_instance_matches_plain_pytorch():
 
 
 @pytest.mark.torch
+def test_torch_optimizer_never_aliases_the_callers_arrays():
+    """The caller's gradient and parameter arrays are left untouched by a step (the
+    parameters used to become views of the caller's array, which the step then
+    overwrote), every step returns a new array, and writing into an earlier result does
+    not change later steps (an Adam class on a flat float32 tensor, against plain
+    PyTorch's Adam on a copy)."""
+    torch = pytest.importorskip("torch")
+    ours = gc.optimizers.make_optimizer(torch.optim.Adam, 0.01)
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=50).astype(np.float32)
+    ref = torch.nn.Parameter(torch.tensor(w0))
+    plain = torch.optim.Adam([ref], lr=0.01)
+    w, outs = w0.copy(), []
+    for t in range(4):
+        g = rng.normal(size=50).astype(np.float32)
+        g_before, w_before = g.copy(), w.copy()
+        new = ours.step(w, g, t)
+        np.testing.assert_array_equal(g, g_before)
+        np.testing.assert_array_equal(w, w_before)
+        assert all(new is not o and not np.shares_memory(new, o) for o in outs)
+        ref.grad = torch.tensor(g)
+        plain.step()
+        np.testing.assert_allclose(new, ref.detach().numpy(), rtol=1e-6, atol=1e-7)
+        outs.append(new)
+        w = new.copy()
+        new[:] = np.nan                        # the caller scribbles on what it got back
+    assert np.isfinite(w).all()
+
+
+@pytest.mark.torch
 def test_torch_minibatch_training_with_adam_on_local_workers():
     torch = pytest.importorskip("torch")
     X, y = _data()

@@ -199,20 +199,30 @@ class TorchOptimizer(Optimizer):
 
     def step(self, params: np.ndarray, grad: np.ndarray, t: int) -> np.ndarray:
         import torch
-        from torch.nn.utils import parameters_to_vector, vector_to_parameters
+        from torch.nn.utils import parameters_to_vector
         if self.opt is None:
             self.reset(params)
-        dtype = self.tensors[0].dtype
+        grad = np.asarray(grad)
+        first = self.tensors[0]
+        dtype = first.dtype
+        src = torch.as_tensor(np.asarray(params))
+        flat = torch.as_tensor(grad).to(device=first.device, dtype=dtype)
         with torch.no_grad():
-            vector_to_parameters(torch.as_tensor(np.asarray(params)).to(dtype), self.tensors)
-        flat = torch.as_tensor(np.asarray(grad)).to(dtype)
-        offset = 0
-        for p in self.tensors:
-            size = int(p.numel())
-            p.grad = flat[offset:offset + size].view_as(p).clone()
-            offset += size
+            # copied INTO the tensors: vector_to_parameters would make them views of the
+            # caller's array, and the step would then overwrite the caller's parameters
+            offset = 0
+            for p in self.tensors:
+                size = int(p.numel())
+                p.copy_(src[offset:offset + size].view_as(p))
+                p.grad = flat[offset:offset + size].view_as(p).clone()
+                offset += size
         self.opt.step()
-        return parameters_to_vector(self.tensors).detach().cpu().numpy().copy()
+        if first.device.type != "cpu":
+            return parameters_to_vector(self.tensors).detach().cpu().numpy()
+        out = np.empty(int(grad.size), dtype=torch.empty((), dtype=dtype).numpy().dtype)
+        with torch.no_grad():                  # one copy, straight into the returned array
+            torch.cat([p.detach().reshape(-1) for p in self.tensors], out=torch.from_numpy(out))
+        return out
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         import torch
