@@ -190,6 +190,32 @@ def test_graph_decoder_many_components_matches_optimal():
                                gc.decode(code, mask, "optimal").alpha, rtol=0, atol=1e-8)
 
 
+@pytest.mark.parametrize("k", [9, 10])
+def test_graph_decoder_one_component_and_isolated_vertices(k):
+    """The one-component fast path, bipartite (even cycle) and not (odd cycle): a cycle on
+    vertices 0..k-3 plus two pendant edges to k-2 and k-1 (so the root k-1 is in the
+    component); losing the pendant edge of k-2 isolates it. Equal to the previous
+    algorithm bit for bit and to optimal decoding."""
+    ring = k - 2
+    u = np.r_[np.arange(ring), 0, 1]
+    v = np.r_[(np.arange(ring) + 1) % ring, k - 2, k - 1]
+    m = u.size
+    B = sp.csr_array((np.ones(2 * m), (np.repeat(np.arange(m), 2), np.c_[u, v].ravel())),
+                     shape=(m, k))
+    code = gc.Code(B, name="ring", tolerates=0)
+    for lost in ([], [m - 2], [m - 2, 3]):
+        mask = np.ones(m, dtype=bool)
+        mask[lost] = False
+        _compare_graph(code, mask)
+        dec = gc.decode(code, mask, "graph")
+        np.testing.assert_allclose(dec.alpha, gc.decode(code, mask, "optimal").alpha,
+                                   rtol=0, atol=1e-9)
+        if m - 2 in lost:
+            assert dec.alpha[k - 2] == 0.0
+        if ring % 2 == 1 and not lost:
+            np.testing.assert_array_equal(dec.alpha, np.ones(k))
+
+
 # --------------------------------------------------------------------------- soft_bibd
 # sha256 of (indptr, indices) of the sorted CSR B, and meta["pair_counts"], produced by
 # the implementation before the speed-up (n, k, r, seed, sweeps)

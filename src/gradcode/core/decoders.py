@@ -701,6 +701,21 @@ def _component_alpha(forest: dict[str, Any], deg: np.ndarray, u: np.ndarray,
     ncomp, lab = forest["ncomp"], forest["lab"]
     parity = forest["depth"] & 1
     same = parity[u] == parity[v]              # joins equal BFS parities: an odd cycle
+    isolated = deg == 0
+    n_isolated = int(np.count_nonzero(isolated))
+    if ncomp == 1 + n_isolated and not isolated[-1]:
+        # the common case: one component (rooted at k - 1) and isolated vertices, whose
+        # alpha is 0; the same arithmetic as below without the per-component gathers
+        if same.any():
+            alpha = np.ones(parity.size)
+        else:
+            size1 = float(np.count_nonzero(parity & ~isolated))
+            size0 = float(parity.size - n_isolated) - size1
+            delta = abs(size0 - size1) / max(size0 + size1, 1.0)
+            big = np.where(parity == 1, size1 >= size0, size0 >= size1)
+            alpha = np.where(big, 1.0 - delta, 1.0 + delta)
+        alpha[isolated] = 0.0
+        return alpha, same, parity
     odd_comp = np.zeros(ncomp, dtype=bool)
     odd_comp[lab[u[same]]] = True
     size1 = np.bincount(lab, weights=parity, minlength=ncomp)
