@@ -14,9 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from ...core.validate import check_int, check_real
+from ...core.validate import check_int
 from ._base import Minibatches, ModelProblem, Part, parts_arg
-from ._sources import ArrayRows, DatasetRows, RowSource, check_data_args, check_same_rows
+from ._sources import (
+    ArrayRows,
+    DatasetRows,
+    RowSource,
+    check_data_args,
+    check_model_args,
+    check_same_rows,
+)
 
 __all__ = ["JaxPart", "JaxProblem", "jax_problem"]
 
@@ -190,14 +197,7 @@ def jax_problem(loss_fn: Callable, params0: Any, X: Any = None, y: Any = None,
     except ImportError:  # pragma: no cover
         raise ImportError("jax_problem needs JAX: pip install 'gradcode[jax]'") from None
     where = "jax_problem"
-    if not callable(loss_fn):
-        raise TypeError(f"{where}: loss_fn must be callable (params, X, y) -> loss")
-    if k is None:
-        raise ValueError(f"{where}: k (the number of partitions, or index arrays) is required")
-    l2 = check_real(where, "l2", l2, low=0.0)
-    if batch_size is not None:
-        check_int(where, "batch_size", batch_size, low=1)
-    check_int(where, "batch_seed", batch_seed, low=0)
+    l2 = check_model_args(where, loss_fn, "(params, X, y)", k, l2, batch_size, batch_seed)
     m, sources = _data_arg(where, X, y, dataset)
     parts = parts_arg(where, m, k, partition_seed)
     test_rows = None

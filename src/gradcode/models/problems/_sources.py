@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArrayRows", "DatasetRows", "RowSource", "check_data_args", "check_same_rows",
-           "numpy_collate"]
+from ...core.validate import check_int, check_real
+
+__all__ = ["ArrayRows", "DatasetRows", "RowSource", "check_data_args", "check_model_args",
+           "check_same_rows", "numpy_collate"]
 
 
 def numpy_collate(items: list[Any]) -> tuple[np.ndarray, ...]:
@@ -107,6 +109,21 @@ class RowSource:
             return ArrayRows(self.X, self.y, index)
         idx = np.arange(len(self.dataset)) if index is None else index
         return DatasetRows(self.dataset, idx, self.collate, cache=index is not None)
+
+
+def check_model_args(where: str, loss_fn: Any, loss_form: str, k: Any, l2: float,
+                     batch_size: int | None, batch_seed: int) -> float:
+    """The arguments every model problem shares, checked before any data is touched;
+    returns ``l2`` as a float. ``loss_form`` names the call the loss must accept."""
+    if not callable(loss_fn):
+        raise TypeError(f"{where}: loss_fn must be callable {loss_form} -> loss")
+    if k is None:
+        raise ValueError(f"{where}: k (the number of partitions, or index arrays) is required")
+    l2 = check_real(where, "l2", l2, low=0.0)
+    if batch_size is not None:
+        check_int(where, "batch_size", batch_size, low=1)
+    check_int(where, "batch_seed", batch_seed, low=0)
+    return l2
 
 
 def check_data_args(where: str, X: Any, y: Any, dataset: Any) -> None:

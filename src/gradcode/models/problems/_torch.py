@@ -20,9 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from ...core.validate import check_int, check_real
+from ...core.validate import check_int
 from ._base import Minibatches, ModelProblem, Part, parts_arg
-from ._sources import ArrayRows, DatasetRows, RowSource, check_data_args, check_same_rows
+from ._sources import (
+    ArrayRows,
+    DatasetRows,
+    RowSource,
+    check_data_args,
+    check_model_args,
+    check_same_rows,
+)
 
 __all__ = ["TorchPart", "TorchProblem", "torch_problem"]
 
@@ -267,14 +274,7 @@ def torch_problem(module: Any, loss_fn: Callable, X: Any = None, y: Any = None,
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"{where}: module must be a torch.nn.Module, got "
                         f"{type(module).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"{where}: loss_fn must be callable (output, target) -> loss")
-    if k is None:
-        raise ValueError(f"{where}: k (the number of partitions, or index arrays) is required")
-    l2 = check_real(where, "l2", l2, low=0.0)
-    if batch_size is not None:
-        check_int(where, "batch_size", batch_size, low=1)
-    check_int(where, "batch_seed", batch_seed, low=0)
+    l2 = check_model_args(where, loss_fn, "(output, target)", k, l2, batch_size, batch_seed)
     dtype = next(module.parameters()).dtype
     m, make_source = _data_arg(torch, where, X, y, dataset, dtype)
     parts = parts_arg(where, m, k, partition_seed)
