@@ -327,15 +327,20 @@ def _reference_greedy(rng, n, r, sizes):
     return blocks
 
 
+def _block_sizes(rng, k, total):
+    """k block sizes as equal as possible summing to total, the larger ones at random."""
+    sizes = np.full(k, total // k, dtype=np.int64)
+    sizes[rng.permutation(k)[: total % k]] += 1
+    return sizes
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=hst.integers(2, 400), r=hst.integers(1, 6), seed=hst.integers(0, 2**31 - 1),
        data=hst.data())
 def test_soft_bibd_greedy_start_matches_previous_loop(n, r, seed, data):
     k = data.draw(hst.integers(r, min(n * r, 500)))
-    total = n * r
     rng = np.random.default_rng(seed)
-    sizes = np.full(k, total // k, dtype=np.int64)
-    sizes[rng.permutation(k)[: total % k]] += 1
+    sizes = _block_sizes(rng, k, n * r)
     state = rng.bit_generator.state
     new = bibd_module._greedy_blocks(rng, n, r, sizes)
     after_new = rng.bit_generator.state
@@ -349,10 +354,8 @@ def test_soft_bibd_greedy_start_matches_previous_loop(n, r, seed, data):
                                            (5000, 2000, 2, 2)])
 def test_soft_bibd_greedy_start_matches_previous_loop_over_many_chunks(n, k, r, seed):
     """Several draws of rows and many runs per draw, degrees exhausted mid-run."""
-    total = n * r
     rng = np.random.default_rng(seed)
-    sizes = np.full(k, total // k, dtype=np.int64)
-    sizes[rng.permutation(k)[: total % k]] += 1
+    sizes = _block_sizes(rng, k, n * r)
     state = rng.bit_generator.state
     new = bibd_module._greedy_blocks(rng, n, r, sizes)
     rng.bit_generator.state = state
