@@ -75,6 +75,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import CodedRows, RowRef, Schedule
+from ..backends.tasks import wire_dtype
 from ..codes.nested import nested_meta
 from ..core.code import Code
 from ..core.decoders import Decoding, exact
@@ -249,9 +250,7 @@ class NestedRound(RoundProtocol):
     def __init__(self, scheme: NestedScheme, host: Any, dim: int,
                  dtype: Any = np.float64) -> None:
         self.code, self.host, self.dim = scheme.code, host, int(dim)
-        # decoded in float64, delivered in the model's dtype (float32 for torch/JAX)
-        self.dtype = np.dtype(np.float32) if np.dtype(dtype) == np.float32 \
-            else np.dtype(np.float64)
+        self.dtype = wire_dtype(dtype)   # decoded in float64, delivered in the wire dtype
         self.deadline = scheme.wait.deadline
         self.master = NestedMaster(self.code)
         self.msgs = Messages()
